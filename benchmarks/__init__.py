@@ -1,0 +1,1 @@
+"""Benchmarks: data-bridge side by side with its peers, reported as ratios."""

@@ -1,0 +1,20 @@
+"""`python -m benchmarks [loop|http] [options]`: run a benchmark suite (default: loop)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    suite = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "loop"
+    rest = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] == suite else sys.argv[1:]
+    if suite == "loop":
+        from benchmarks.loop.run import main as run
+
+        run(rest)
+    else:
+        raise SystemExit(f"unknown suite {suite!r}; expected 'loop'")
+
+
+if __name__ == "__main__":
+    main()

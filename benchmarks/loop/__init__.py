@@ -1,0 +1,1 @@
+"""Event-loop benchmarks: asyncio, uvloop, rloop and PyLoop on the same cases."""

@@ -1,0 +1,176 @@
+//! `add_reader`/`add_writer` and their removal: callbacks that run on every
+//! iteration while a descriptor is readable (writable), and never before.
+
+use std::os::fd::RawFd;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::core::LoopCore;
+use crate::errors::LoopError;
+use crate::handle::Handle;
+use crate::io::Side;
+
+/// asyncio's `selectors._fileobj_to_fd`: an int, or an object with `fileno()`.
+fn fileobj_to_fd(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+    let fd: i64 = match obj.extract::<i64>() {
+        Ok(fd) => fd,
+        Err(_) => match obj.call_method0("fileno").and_then(|n| n.extract::<i64>()) {
+            Ok(n) => n,
+            Err(_) => {
+                return Err(PyValueError::new_err(format!(
+                    "Invalid file object: {}",
+                    obj.repr()?
+                )))
+            }
+        },
+    };
+    if fd < 0 || fd > RawFd::MAX as i64 {
+        return Err(PyValueError::new_err(format!(
+            "Invalid file descriptor: {fd}"
+        )));
+    }
+    Ok(fd as RawFd)
+}
+
+impl LoopCore {
+    fn watch(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        side: Side,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+        passive: bool,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check_closed()?;
+        let fd = fileobj_to_fd(fd)?;
+        if let Some(owner) = this.state.lock().io.fd_owner(py, fd) {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "File descriptor {fd} is used by transport {}",
+                owner.bind(py).repr()?
+            )));
+        }
+        if this.is_debug() {
+            slf.call_method1("_check_callback", (callback.bind(py), "add_reader"))?;
+        }
+        let handle = Py::new(py, Handle::new(py, callback, args, None)?)?;
+        let previous = {
+            let mut st = this.state.lock();
+            let res = st
+                .io
+                .watch(&this.shared, fd, side, handle.clone_ref(py), passive);
+            st.io.publish_count(this);
+            res
+        };
+        match previous {
+            Ok(Some(old)) => old.get().mark_cancelled(),
+            Ok(None) => {}
+            Err(LoopError::Io(e)) if e.raw_os_error() == Some(libc::EPERM) => {
+                // epoll refuses regular files; asyncio's selector refuses them too.
+                return Err(PyValueError::new_err(format!(
+                    "Invalid file descriptor: {fd} ({e})"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(handle)
+    }
+
+    fn unwatch(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, side: Side) -> PyResult<bool> {
+        let this = slf.get();
+        if this.check_closed().is_err() {
+            return Ok(false);
+        }
+        let fd = fileobj_to_fd(fd)?;
+        let previous = {
+            let mut st = this.state.lock();
+            let res = st.io.unwatch(fd, side);
+            st.io.publish_count(this);
+            res
+        };
+        match previous {
+            Some(old) => {
+                old.get().mark_cancelled();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+#[pymethods]
+impl LoopCore {
+    /// Calls `callback(*args)` whenever `fd` is readable.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_reader(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<()> {
+        LoopCore::watch(slf, fd, Side::Read, callback, args, false).map(drop)
+    }
+
+    /// Like `add_reader`, returning the handle (asyncio's private `_add_reader`).
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_reader(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        LoopCore::watch(slf, fd, Side::Read, callback, args, false)
+    }
+
+    /// A reader that only matters while the loop waits (the signal wake-up
+    /// descriptor): it does not make every iteration poll for I/O.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_passive_reader(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        LoopCore::watch(slf, fd, Side::Read, callback, args, true)
+    }
+
+    /// Stops watching `fd` for reading; returns whether it was watched.
+    fn remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::unwatch(slf, fd, Side::Read)
+    }
+
+    /// Calls `callback(*args)` whenever `fd` is writable.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_writer(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<()> {
+        LoopCore::watch(slf, fd, Side::Write, callback, args, false).map(drop)
+    }
+
+    /// Like `add_writer`, returning the handle.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_writer(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        LoopCore::watch(slf, fd, Side::Write, callback, args, false)
+    }
+
+    /// Stops watching `fd` for writing; returns whether it was watched.
+    fn remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::unwatch(slf, fd, Side::Write)
+    }
+
+    /// The transport object using `fd`, if a native transport does.
+    fn _transport_for_fd(slf: &Bound<'_, Self>, fd: RawFd) -> Option<Py<PyAny>> {
+        slf.get().state.lock().io.fd_owner(slf.py(), fd)
+    }
+}

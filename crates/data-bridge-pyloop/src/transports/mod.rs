@@ -1,0 +1,5 @@
+//! Native transports. Only the socket stream transport is native: it carries the
+//! traffic that benchmarks and servers care about. Pipes, datagrams and listening
+//! sockets are Python classes on top of the loop's readiness callbacks.
+
+pub mod stream;
