@@ -102,6 +102,22 @@ impl LoopCore {
         Ok(handle)
     }
 
+    /// Makes a handle, recording where it was scheduled when debug mode is on.
+    fn debug_handle(
+        slf: &Bound<'_, Self>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+        context: Option<Py<PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let handle = Py::new(py, Handle::new(py, callback, args, context)?)?;
+        if slf.get().is_debug() {
+            let tb = slf.call_method0("_extract_stack")?;
+            handle.get().set_source_traceback(tb.unbind());
+        }
+        Ok(handle)
+    }
+
     /// Queues a handle that is already made (from the loop thread).
     pub(crate) fn push_ready(&self, handle: Py<Handle>) {
         self.state.lock().ready.push_back(handle);
@@ -130,6 +146,14 @@ impl LoopCore {
         // garbage collector, and a finalizer may call back into the loop.
         let counter = this.state.lock().timers.cancelled_counter();
         let timer = TimerHandle::create(py, when, handle, counter)?;
+        if this.is_debug() {
+            let tb = slf.call_method0("_extract_stack")?;
+            timer
+                .bind(py)
+                .as_super()
+                .get()
+                .set_source_traceback(tb.unbind());
+        }
         this.state.lock().timers.push(when, timer.clone_ref(py));
         Ok(timer)
     }
@@ -166,7 +190,6 @@ impl LoopCore {
         self.shared.take_remote(&mut items);
         for item in items {
             match item {
-                Remote::Handle(h) => self.push_ready(h),
                 Remote::Call(f) => f(py),
             }
         }
@@ -244,12 +267,15 @@ impl LoopCore {
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
         let this = slf.get();
-        if this.is_debug() {
-            this.check_closed()?;
-            slf.call_method0("_check_thread")?;
-            slf.call_method1("_check_callback", (callback.bind(slf.py()), "call_soon"))?;
+        if !this.is_debug() {
+            return this.schedule(slf.py(), callback, args, context);
         }
-        this.schedule(slf.py(), callback, args, context)
+        this.check_closed()?;
+        slf.call_method0("_check_thread")?;
+        slf.call_method1("_check_callback", (callback.bind(slf.py()), "call_soon"))?;
+        let handle = LoopCore::debug_handle(slf, callback, args, context)?;
+        this.push_ready(handle.clone_ref(slf.py()));
+        Ok(handle)
     }
 
     /// Like `call_soon`, but safe to call from any thread; wakes the loop.
@@ -269,9 +295,10 @@ impl LoopCore {
                 (callback.bind(py), "call_soon_threadsafe"),
             )?;
         }
-        let handle = Py::new(py, Handle::new(py, callback, args, context)?)?;
-        this.shared
-            .push_remote(Remote::Handle(handle.clone_ref(py)));
+        let handle = LoopCore::debug_handle(slf, callback, args, context)?;
+        // One ready queue, as in asyncio: order with call_soon is arrival order.
+        this.push_ready(handle.clone_ref(py));
+        this.shared.notify();
         Ok(handle)
     }
 
@@ -344,10 +371,12 @@ impl LoopCore {
             if let Err(e) = LoopCore::run_once(slf) {
                 break Err(e);
             }
-            if this.stopping.swap(false, Ordering::Relaxed) {
+            if this.stopping.load(Ordering::Relaxed) {
                 break Ok(());
             }
         };
+        // However the run ends, a pending stop() belongs to it, not to the next run.
+        this.stopping.store(false, Ordering::Relaxed);
         this.running.store(false, Ordering::Release);
         result
     }
@@ -366,7 +395,8 @@ impl LoopCore {
     fn _call_handle_threadsafe(&self, py: Python<'_>, handle: Py<Handle>) -> PyResult<()> {
         self.check_closed()?;
         let _ = py;
-        self.shared.push_remote(Remote::Handle(handle));
+        self.push_ready(handle);
+        self.shared.notify();
         Ok(())
     }
 

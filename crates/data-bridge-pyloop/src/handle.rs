@@ -1,31 +1,38 @@
 //! `Handle` and `TimerHandle`: a scheduled callback, as returned by `call_soon`,
 //! `call_later` and `call_at`.
 //!
-//! Handles are immutable once made except for their cancelled flag, so they are
-//! `frozen` pyclasses that need no borrow checking when the loop runs them.
+//! Handles are `frozen` pyclasses (no borrow checking when the loop runs them); the
+//! callback and its arguments sit behind a small lock so `cancel()` can release them,
+//! as asyncio does, and so the garbage collector can break the common cycle
+//! `self._timer = loop.call_later(t, self._on_timeout)`.
 
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use parking_lot::Mutex;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use pyo3::{PyTraverseError, PyVisit};
+
+type Callback = (Py<PyAny>, Py<PyTuple>);
 
 /// A callback scheduled on the loop with its arguments and `contextvars.Context`.
 ///
 /// Calling `cancel()` before the loop reaches the handle skips the callback.
 #[pyclass(module = "data_bridge._native", frozen, subclass, weakref)]
 pub struct Handle {
-    callback: Py<PyAny>,
-    args: Py<PyTuple>,
+    slot: Mutex<Option<Callback>>,
     context: Py<PyAny>,
     cancelled: AtomicBool,
+    source_traceback: OnceLock<Py<PyAny>>,
 }
 
 impl Handle {
     /// Makes a handle; `context` of `None` captures a copy of the current context,
-    /// as asyncio does.
+    /// as asyncio does (any other object is used as given, and fails when run if it
+    /// is not a `contextvars.Context`).
     pub fn new(
         py: Python<'_>,
         callback: Py<PyAny>,
@@ -33,14 +40,14 @@ impl Handle {
         context: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let context = match context {
-            Some(ctx) => ctx,
-            None => copy_context(py)?,
+            Some(ctx) if !ctx.is_none(py) => ctx,
+            _ => copy_context(py)?,
         };
         Ok(Handle {
-            callback,
-            args,
+            slot: Mutex::new(Some((callback, args))),
             context,
             cancelled: AtomicBool::new(false),
+            source_traceback: OnceLock::new(),
         })
     }
 
@@ -49,27 +56,38 @@ impl Handle {
         self.cancelled.load(Ordering::Relaxed)
     }
 
-    /// Marks the handle cancelled (from Rust).
-    pub fn mark_cancelled(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
+    /// Cancels the handle and releases its callback; returns whether it was live.
+    /// The callback is dropped after the lock is released (dropping may run Python).
+    pub fn mark_cancelled(&self) -> bool {
+        let was_live = !self.cancelled.swap(true, Ordering::Relaxed);
+        let released = self.slot.lock().take();
+        drop(released);
+        was_live
     }
 
-    /// The scheduled callable.
-    pub fn callback(&self) -> &Py<PyAny> {
-        &self.callback
+    /// Remembers where the handle was scheduled (debug mode).
+    pub fn set_source_traceback(&self, tb: Py<PyAny>) {
+        let _ = self.source_traceback.set(tb);
     }
 
     /// Runs the callback inside its context, like `context.run(callback, *args)`.
     pub fn run(&self, py: Python<'_>) -> PyResult<()> {
+        let Some((callback, args)) = self
+            .slot
+            .lock()
+            .as_ref()
+            .map(|(c, a)| (c.clone_ref(py), a.clone_ref(py)))
+        else {
+            return Ok(());
+        };
         let ctx = self.context.as_ptr();
-        // SAFETY: the GIL is held; `ctx` is a live contextvars.Context (checked when the
-        // handle was made or produced by PyContext_CopyCurrent); Enter/Exit are paired.
+        // SAFETY: the GIL is held; `callback`, `args` and `ctx` are live references;
+        // Enter/Exit are paired, and a failing Enter leaves nothing to undo.
         unsafe {
             if ffi::PyContext_Enter(ctx) < 0 {
                 return Err(PyErr::fetch(py));
             }
-            let res =
-                ffi::PyObject_Call(self.callback.as_ptr(), self.args.as_ptr(), ptr::null_mut());
+            let res = ffi::PyObject_Call(callback.as_ptr(), args.as_ptr(), ptr::null_mut());
             let exited = ffi::PyContext_Exit(ctx);
             if res.is_null() {
                 return Err(PyErr::fetch(py));
@@ -83,9 +101,10 @@ impl Handle {
     }
 
     fn describe(&self, py: Python<'_>) -> String {
-        match self.callback.bind(py).repr() {
-            Ok(r) => r.to_string(),
-            Err(_) => "<callback>".to_owned(),
+        let callback = self.slot.lock().as_ref().map(|(c, _)| c.clone_ref(py));
+        match callback.map(|c| c.bind(py).repr().map(|r| r.to_string())) {
+            Some(Ok(r)) => r,
+            _ => "<callback>".to_owned(),
         }
     }
 }
@@ -104,7 +123,7 @@ pub fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
 impl Handle {
     /// Cancels the callback; it will not run. Cancelling twice is harmless.
     fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
+        self.mark_cancelled();
     }
 
     /// Whether the handle was cancelled.
@@ -124,12 +143,36 @@ impl Handle {
 
     #[getter]
     fn _callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        (!self.is_cancelled()).then(|| self.callback.clone_ref(py))
+        self.slot.lock().as_ref().map(|(c, _)| c.clone_ref(py))
     }
 
     #[getter]
     fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
-        (!self.is_cancelled()).then(|| self.args.clone_ref(py))
+        self.slot.lock().as_ref().map(|(_, a)| a.clone_ref(py))
+    }
+
+    #[getter]
+    fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.source_traceback.get().map(|t| t.clone_ref(py))
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(slot) = self.slot.try_lock() {
+            if let Some((callback, args)) = slot.as_ref() {
+                visit.call(callback)?;
+                visit.call(args)?;
+            }
+        }
+        visit.call(&self.context)?;
+        if let Some(tb) = self.source_traceback.get() {
+            visit.call(tb)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let released = self.slot.lock().take();
+        drop(released);
     }
 
     #[getter]
@@ -156,6 +199,8 @@ impl Handle {
 #[pyclass(module = "data_bridge._native", frozen, extends = Handle)]
 pub struct TimerHandle {
     when: f64,
+    /// In the loop's heap (cleared when it leaves the heap), as asyncio's `_scheduled`.
+    scheduled: AtomicBool,
     /// The loop's count of cancelled timers still in its heap, so it can compact the
     /// heap when most of it is dead weight (as asyncio does).
     cancelled_count: Arc<AtomicUsize>,
@@ -171,6 +216,7 @@ impl TimerHandle {
     ) -> PyResult<Py<TimerHandle>> {
         let init = PyClassInitializer::from(handle).add_subclass(TimerHandle {
             when,
+            scheduled: AtomicBool::new(true),
             cancelled_count,
         });
         Py::new(py, init)
@@ -179,6 +225,11 @@ impl TimerHandle {
     /// When the timer is due.
     pub fn deadline(&self) -> f64 {
         self.when
+    }
+
+    /// Records that the timer left the loop's heap.
+    pub fn unschedule(&self) {
+        self.scheduled.store(false, Ordering::Relaxed);
     }
 }
 
@@ -191,9 +242,9 @@ impl TimerHandle {
 
     /// Cancels the timer; it will not run.
     fn cancel(slf: &Bound<'_, Self>) {
-        let base = slf.as_super().get();
-        if !base.cancelled.swap(true, Ordering::Relaxed) {
-            slf.get().cancelled_count.fetch_add(1, Ordering::Relaxed);
+        let this = slf.get();
+        if slf.as_super().get().mark_cancelled() && this.scheduled.load(Ordering::Relaxed) {
+            this.cancelled_count.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -346,9 +346,6 @@ impl Registry {
         handle: Py<Handle>,
         passive: bool,
     ) -> Result<Option<Py<Handle>>, LoopError> {
-        if self.transport_fds.contains_key(&fd) {
-            return Err(LoopError::FdInUse(fd));
-        }
         if self.selector.is_none() {
             Selector::create(self, shared)?;
         }
@@ -412,5 +409,22 @@ impl Registry {
             let _ = sel.ctl(libc::EPOLL_CTL_MOD, fd, events);
         }
         previous
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{pack, unpack};
+
+    #[test]
+    fn tokens_round_trip() {
+        for (key, generation) in [
+            (0usize, 0u32),
+            (1, 1),
+            (12345, u32::MAX),
+            (u32::MAX as usize, 7),
+        ] {
+            assert_eq!(unpack(pack(key, generation)), (key, generation));
+        }
     }
 }

@@ -8,7 +8,6 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::core::LoopCore;
-use crate::errors::LoopError;
 use crate::handle::Handle;
 use crate::io::Side;
 
@@ -35,6 +34,20 @@ fn fileobj_to_fd(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
 }
 
 impl LoopCore {
+    /// asyncio's `_ensure_fd_no_transport`: the public reader/writer methods must not
+    /// touch a descriptor a transport reads and writes.
+    fn ensure_no_transport(slf: &Bound<'_, Self>, fd: RawFd) -> PyResult<()> {
+        let py = slf.py();
+        let owner = slf.get().state.lock().io.fd_owner(py, fd);
+        if let Some(owner) = owner {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "File descriptor {fd} is used by transport {}",
+                owner.bind(py).repr()?
+            )));
+        }
+        Ok(())
+    }
+
     fn watch(
         slf: &Bound<'_, Self>,
         fd: &Bound<'_, PyAny>,
@@ -42,16 +55,14 @@ impl LoopCore {
         callback: Py<PyAny>,
         args: Py<PyTuple>,
         passive: bool,
+        public: bool,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
         let fd = fileobj_to_fd(fd)?;
-        if let Some(owner) = this.state.lock().io.fd_owner(py, fd) {
-            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
-                "File descriptor {fd} is used by transport {}",
-                owner.bind(py).repr()?
-            )));
+        if public {
+            LoopCore::ensure_no_transport(slf, fd)?;
         }
         if this.is_debug() {
             slf.call_method1("_check_callback", (callback.bind(py), "add_reader"))?;
@@ -66,25 +77,31 @@ impl LoopCore {
             res
         };
         match previous {
-            Ok(Some(old)) => old.get().mark_cancelled(),
-            Ok(None) => {}
-            Err(LoopError::Io(e)) if e.raw_os_error() == Some(libc::EPERM) => {
-                // epoll refuses regular files; asyncio's selector refuses them too.
-                return Err(PyValueError::new_err(format!(
-                    "Invalid file descriptor: {fd} ({e})"
-                )));
+            Ok(Some(old)) => {
+                old.get().mark_cancelled();
             }
+            Ok(None) => {}
+            // epoll refuses regular files with EPERM, surfacing as PermissionError as
+            // it does from asyncio's selector.
             Err(e) => return Err(e.into()),
         }
         Ok(handle)
     }
 
-    fn unwatch(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, side: Side) -> PyResult<bool> {
+    fn unwatch(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        side: Side,
+        public: bool,
+    ) -> PyResult<bool> {
         let this = slf.get();
         if this.check_closed().is_err() {
             return Ok(false);
         }
         let fd = fileobj_to_fd(fd)?;
+        if public {
+            LoopCore::ensure_no_transport(slf, fd)?;
+        }
         let previous = {
             let mut st = this.state.lock();
             let res = st.io.unwatch(fd, side);
@@ -111,7 +128,7 @@ impl LoopCore {
         callback: Py<PyAny>,
         args: Py<PyTuple>,
     ) -> PyResult<()> {
-        LoopCore::watch(slf, fd, Side::Read, callback, args, false).map(drop)
+        LoopCore::watch(slf, fd, Side::Read, callback, args, false, true).map(drop)
     }
 
     /// Like `add_reader`, returning the handle (asyncio's private `_add_reader`).
@@ -122,7 +139,7 @@ impl LoopCore {
         callback: Py<PyAny>,
         args: Py<PyTuple>,
     ) -> PyResult<Py<Handle>> {
-        LoopCore::watch(slf, fd, Side::Read, callback, args, false)
+        LoopCore::watch(slf, fd, Side::Read, callback, args, false, false)
     }
 
     /// A reader that only matters while the loop waits (the signal wake-up
@@ -134,12 +151,12 @@ impl LoopCore {
         callback: Py<PyAny>,
         args: Py<PyTuple>,
     ) -> PyResult<Py<Handle>> {
-        LoopCore::watch(slf, fd, Side::Read, callback, args, true)
+        LoopCore::watch(slf, fd, Side::Read, callback, args, true, false)
     }
 
     /// Stops watching `fd` for reading; returns whether it was watched.
     fn remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
-        LoopCore::unwatch(slf, fd, Side::Read)
+        LoopCore::unwatch(slf, fd, Side::Read, true)
     }
 
     /// Calls `callback(*args)` whenever `fd` is writable.
@@ -150,7 +167,7 @@ impl LoopCore {
         callback: Py<PyAny>,
         args: Py<PyTuple>,
     ) -> PyResult<()> {
-        LoopCore::watch(slf, fd, Side::Write, callback, args, false).map(drop)
+        LoopCore::watch(slf, fd, Side::Write, callback, args, false, true).map(drop)
     }
 
     /// Like `add_writer`, returning the handle.
@@ -161,12 +178,39 @@ impl LoopCore {
         callback: Py<PyAny>,
         args: Py<PyTuple>,
     ) -> PyResult<Py<Handle>> {
-        LoopCore::watch(slf, fd, Side::Write, callback, args, false)
+        LoopCore::watch(slf, fd, Side::Write, callback, args, false, false)
     }
 
     /// Stops watching `fd` for writing; returns whether it was watched.
     fn remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
-        LoopCore::unwatch(slf, fd, Side::Write)
+        LoopCore::unwatch(slf, fd, Side::Write, true)
+    }
+
+    /// Stops watching `fd` for reading, even if a transport owns it (asyncio's private
+    /// `_remove_reader`, for transports themselves).
+    fn _remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::unwatch(slf, fd, Side::Read, false)
+    }
+
+    /// Stops watching `fd` for writing, even if a transport owns it.
+    fn _remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::unwatch(slf, fd, Side::Write, false)
+    }
+
+    /// Records that the Python transport `transport` owns `fd`.
+    fn _claim_fd(slf: &Bound<'_, Self>, fd: RawFd, transport: Py<PyAny>) -> PyResult<()> {
+        slf.get()
+            .state
+            .lock()
+            .io
+            .claim_fd(fd, transport)
+            .map_err(Into::into)
+    }
+
+    /// Forgets the owner of `fd`.
+    fn _release_fd(slf: &Bound<'_, Self>, fd: RawFd) {
+        let released = slf.get().state.lock().io.release_fd(fd);
+        drop(released);
     }
 
     /// The transport object using `fd`, if a native transport does.

@@ -91,6 +91,7 @@ impl Timers {
             let mut live = Vec::with_capacity(self.heap.len() - cancelled.min(self.heap.len()));
             for e in std::mem::take(&mut self.heap).into_vec() {
                 if e.handle.bind(py).as_super().get().is_cancelled() {
+                    e.handle.get().unschedule();
                     trash.push(e.handle);
                 } else {
                     live.push(e);
@@ -104,6 +105,7 @@ impl Timers {
                     break;
                 }
                 if let Some(dead) = self.heap.pop() {
+                    dead.handle.get().unschedule();
                     trash.push(dead.handle);
                 }
                 let _ = self
@@ -128,6 +130,7 @@ impl Timers {
                 break;
             }
             if let Some(entry) = self.heap.pop() {
+                entry.handle.get().unschedule();
                 if entry.handle.bind(py).as_super().get().is_cancelled() {
                     let _ =
                         self.cancelled
@@ -152,5 +155,78 @@ impl Timers {
             .into_iter()
             .map(|e| e.handle)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::Handle;
+    use pyo3::types::PyTuple;
+
+    fn timer(py: Python<'_>, timers: &Timers, when: f64, tag: i64) -> Py<TimerHandle> {
+        let args = PyTuple::new(py, [tag]).map(Bound::unbind).ok();
+        let handle = Handle::new(
+            py,
+            py.None(),
+            args.unwrap_or_else(|| PyTuple::empty(py).unbind()),
+            None,
+        );
+        let handle = handle
+            .ok()
+            .map(|h| TimerHandle::create(py, when, h, timers.cancelled_counter()));
+        match handle {
+            Some(Ok(t)) => t,
+            _ => panic!("cannot make a timer handle"),
+        }
+    }
+
+    fn tags(py: Python<'_>, ready: &[Py<Handle>]) -> Vec<i64> {
+        ready
+            .iter()
+            .filter_map(|h| h.bind(py).getattr("_args").ok())
+            .filter_map(|a| a.get_item(0).ok())
+            .filter_map(|v| v.extract::<i64>().ok())
+            .collect()
+    }
+
+    #[test]
+    fn due_timers_come_out_by_deadline_then_insertion_order() {
+        Python::initialize();
+        Python::attach(|py| {
+            let mut timers = Timers::default();
+            for (when, tag) in [(3.0, 1), (1.0, 2), (2.0, 3), (1.0, 4), (9.0, 5)] {
+                let t = timer(py, &timers, when, tag);
+                timers.push(when, t);
+            }
+            let mut ready = Vec::new();
+            let mut trash = Vec::new();
+            timers.pop_due(py, 5.0, &mut ready, &mut trash);
+            assert_eq!(tags(py, &ready), vec![2, 4, 3, 1]);
+            assert_eq!(timers.len(), 1);
+            assert_eq!(timers.next_deadline(py, &mut trash), Some(9.0));
+        });
+    }
+
+    #[test]
+    fn cancelled_timers_are_skipped_and_compacted() {
+        Python::initialize();
+        Python::attach(|py| {
+            let mut timers = Timers::default();
+            let mut handles = Vec::new();
+            for i in 0..300 {
+                let t = timer(py, &timers, i as f64, i);
+                handles.push(t.clone_ref(py));
+                timers.push(i as f64, t);
+            }
+            for h in handles.iter().take(250) {
+                h.bind(py).call_method0("cancel").ok();
+            }
+            let mut trash = Vec::new();
+            // Most of the heap is cancelled: it is rebuilt without them.
+            assert_eq!(timers.next_deadline(py, &mut trash), Some(250.0));
+            assert_eq!(timers.len(), 50);
+            assert_eq!(trash.len(), 250);
+        });
     }
 }

@@ -20,8 +20,6 @@ use pyo3::prelude::*;
 
 /// Work handed to the loop from outside its own thread.
 pub enum Remote {
-    /// A handle scheduled with `call_soon_threadsafe`.
-    Handle(Py<crate::handle::Handle>),
     /// A Rust closure to run on the loop thread with the GIL held.
     Call(Box<dyn FnOnce(Python<'_>) + Send>),
 }
@@ -146,5 +144,60 @@ impl Wake for IoWaker {
         if let Some(shared) = self.shared.upgrade() {
             shared.push_io(self.token);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn notify_wakes_only_once_until_cleared() {
+        let shared = Shared::default();
+        assert!(!shared.is_pending());
+        shared.notify();
+        shared.notify();
+        assert!(shared.is_pending());
+        shared.clear_pending();
+        assert!(!shared.is_pending());
+    }
+
+    #[test]
+    fn queued_work_is_taken_in_order() {
+        let shared = Shared::default();
+        shared.push_io(3);
+        shared.push_io(7);
+        let mut out = Vec::new();
+        shared.take_io(&mut out);
+        assert_eq!(out, vec![3, 7]);
+        let mut again = Vec::new();
+        shared.take_io(&mut again);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn wait_returns_when_another_thread_notifies() {
+        let shared = Arc::new(Shared::default());
+        let other = shared.clone();
+        let started = Instant::now();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            other.notify();
+        });
+        crate::runtime::block_on(shared.wait(Some(Duration::from_secs(10))));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(shared.is_pending());
+        t.join().ok();
+    }
+
+    #[test]
+    fn wait_times_out_without_notification() {
+        let shared = Arc::new(Shared::default());
+        let started = Instant::now();
+        crate::runtime::block_on(shared.wait(Some(Duration::from_millis(30))));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(30), "{waited:?}");
+        assert!(!shared.is_pending());
     }
 }

@@ -47,6 +47,7 @@ class DatagramTransport(transports._FlowControlMixin, transports.DatagramTranspo
         self._closing = False
         self._conn_lost = 0
         self._paused = False
+        loop._claim_fd(self._sock_fd, self)
         loop.call_soon(protocol.connection_made, self)
         loop.call_soon(loop._add_reader, self._sock_fd, self._read_ready)
         if waiter is not None:
@@ -72,7 +73,7 @@ class DatagramTransport(transports._FlowControlMixin, transports.DatagramTranspo
         if self._closing or self._paused:
             return
         self._paused = True
-        self._loop.remove_reader(self._sock_fd)
+        self._loop._remove_reader(self._sock_fd)
 
     def resume_reading(self) -> None:
         if self._closing or not self._paused:
@@ -157,7 +158,7 @@ class DatagramTransport(transports._FlowControlMixin, transports.DatagramTranspo
                 return
         self._maybe_resume_protocol()
         if not self._buffer:
-            self._loop.remove_writer(self._sock_fd)
+            self._loop._remove_writer(self._sock_fd)
             if self._closing:
                 self._call_connection_lost(None)
 
@@ -165,7 +166,7 @@ class DatagramTransport(transports._FlowControlMixin, transports.DatagramTranspo
         if self._closing:
             return
         self._closing = True
-        self._loop.remove_reader(self._sock_fd)
+        self._loop._remove_reader(self._sock_fd)
         if not self._buffer:
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
@@ -199,10 +200,10 @@ class DatagramTransport(transports._FlowControlMixin, transports.DatagramTranspo
         if self._buffer:
             self._buffer.clear()
             self._buffer_size = 0
-            self._loop.remove_writer(self._sock_fd)
+            self._loop._remove_writer(self._sock_fd)
         if not self._closing:
             self._closing = True
-            self._loop.remove_reader(self._sock_fd)
+            self._loop._remove_reader(self._sock_fd)
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
@@ -211,6 +212,7 @@ class DatagramTransport(transports._FlowControlMixin, transports.DatagramTranspo
             self._protocol.connection_lost(exc)
         finally:
             if self._sock is not None:
+                self._loop._release_fd(self._sock_fd)
                 self._sock.close()
             self._sock = None
             self._protocol = None

@@ -12,9 +12,11 @@ sockets.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sys
 import threading
-from asyncio import base_events, events, format_helpers, sslproto
+from asyncio import base_events, events, exceptions, format_helpers, sslproto
 from asyncio.log import logger
 from typing import Any
 
@@ -50,6 +52,7 @@ class Loop(  # type: ignore[misc]
         base_events.BaseEventLoop.__init__(self)
         SignalsMixin.__init__(self)
         self._unix_server_inodes = {}
+        self._child_watches = set()
 
     def __repr__(self) -> str:
         return (
@@ -99,6 +102,7 @@ class Loop(  # type: ignore[misc]
         if self.is_closed():
             return
         self._close_signals()
+        self._close_child_watches()
         super().close()
         self._close_native()
 
@@ -124,7 +128,13 @@ class Loop(  # type: ignore[misc]
             "exception": exc,
             "handle": handle,
         }
+        if handle._source_traceback:
+            context["source_traceback"] = handle._source_traceback
         self.call_exception_handler(context)
+
+    def _extract_stack(self) -> Any:
+        # Called by the native core in debug mode: frame 1 is whoever scheduled.
+        return format_helpers.extract_stack(sys._getframe(1))
 
     def _after_callback(self, handle: _native.Handle, elapsed: float) -> None:
         if elapsed >= self.slow_callback_duration:
@@ -172,6 +182,37 @@ class Loop(  # type: ignore[misc]
         )
         SocketTransport(self, rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
+
+    async def _sendfile_native(self, transp: Any, file: Any, offset: int, count: int | None) -> int:
+        if not isinstance(transp, SocketTransport):
+            raise exceptions.SendfileNotAvailableError("transport is not a socket transport")
+        try:
+            fileno = file.fileno()
+            size = os.fstat(fileno).st_size
+        except (AttributeError, OSError, ValueError) as err:
+            raise exceptions.SendfileNotAvailableError("not a regular file") from err
+        if not (count if count else size - offset):
+            return 0
+        resume_reading = transp.is_reading()
+        transp.pause_reading()
+        done = self.create_future()
+        transp._core._start_sendfile(fileno, offset, count, done)
+        sent = 0
+        try:
+            sent = await done
+        except OSError as exc:
+            if exc.errno in _SENDFILE_UNSUPPORTED:
+                raise exceptions.SendfileNotAvailableError("os.sendfile() refused") from exc
+            raise
+        finally:
+            if resume_reading:
+                transp.resume_reading()
+            if sent:
+                file.seek(offset + sent)
+        return sent
+
+
+_SENDFILE_UNSUPPORTED = (errno.EINVAL, errno.ENOTSOCK, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
 def _describe(handle: _native.Handle) -> str:

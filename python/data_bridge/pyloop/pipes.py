@@ -48,13 +48,18 @@ class ReadPipeTransport(transports.ReadTransport):
             raise ValueError("Pipe transport is for pipes/sockets only.")
         os.set_blocking(self._fileno, False)
         loop.call_soon(protocol.connection_made, self)
-        loop.call_soon(loop._add_reader, self._fileno, self._read_ready)
+        # Start reading only after connection_made, and only if it did not pause or close.
+        loop.call_soon(self._start_reading)
         if waiter is not None:
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
 
     def __repr__(self) -> str:
         state = "closed" if self._pipe is None else ("closing" if self._closing else "open")
         return f"<{self.__class__.__name__} fd={self._fileno} {state}>"
+
+    def _start_reading(self) -> None:
+        if self.is_reading():
+            self._loop._add_reader(self._fileno, self._read_ready)
 
     def _read_ready(self) -> None:
         try:

@@ -45,5 +45,8 @@ def install() -> None:
 
 def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
     """Runs ``main`` on a new PyLoop loop and closes it, like :func:`asyncio.run`."""
+    if events._get_running_loop() is not None:
+        # Checked before a loop is made, so nothing is left to clean up (as asyncio.run).
+        raise RuntimeError("data_bridge.pyloop.run() cannot be called from a running event loop")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
         return runner.run(main)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 from asyncio import base_subprocess
 from typing import Any
 
@@ -43,25 +44,42 @@ class _ChildWatch:
     def __init__(self, loop: Any, transport: SubprocessTransport) -> None:
         self._loop = loop
         self._transport = transport
-        self._pid = transport.get_pid()
-        self._pidfd = os.pidfd_open(self._pid)
+        self._proc: subprocess.Popen[bytes] = transport._proc
+        self._pidfd: int | None = os.pidfd_open(transport.get_pid())
         loop._add_reader(self._pidfd, self._on_exit)
+        loop._child_watches.add(self)
+
+    def _release(self) -> None:
+        if self._pidfd is not None:
+            self._loop._remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self._loop._child_watches.discard(self)
 
     def _on_exit(self) -> None:
-        self._loop.remove_reader(self._pidfd)
-        os.close(self._pidfd)
-        try:
-            _, status = os.waitpid(self._pid, 0)
-        except ChildProcessError:
-            # Someone else reaped it (e.g. a SIGCHLD handler); asyncio reports 255.
-            returncode = 255
-        else:
-            returncode = os.waitstatus_to_exitcode(status)
+        self._release()
+        # Reap through Popen: it may already have reaped the child itself (poll() in
+        # send_signal() or close()) and then holds the exit status.
+        returncode = self._proc.poll()
+        if returncode is None:
+            returncode = self._proc.wait()
         self._transport._process_exited(returncode)
+
+    def abandon(self) -> None:
+        """The loop is closing: stop watching, but still reap the child when it exits."""
+        self._release()
+        if self._proc.poll() is None:
+            threading.Thread(target=self._proc.wait, name="data-bridge-reaper", daemon=True).start()
 
 
 class SubprocessMixin:
     """The loop's subprocess transport factory."""
+
+    _child_watches: set[_ChildWatch]
+
+    def _close_child_watches(self) -> None:
+        for watch in list(self._child_watches):
+            watch.abandon()
 
     async def _make_subprocess_transport(
         self: Any,

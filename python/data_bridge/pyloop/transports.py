@@ -39,6 +39,7 @@ _BOUND = (
     "get_write_buffer_size",
     "set_protocol",
     "get_protocol",
+    "_force_close",
 )
 
 # Python 3.13 passes the transport to Server._attach/_detach (for close_clients()).
@@ -57,7 +58,8 @@ def server_attach(server: Any, transport: Any) -> Any:
 class SocketTransport(transports._FlowControlMixin):
     """A TCP or Unix stream transport driven by PyLoop's native core."""
 
-    _sendfile_compatible = constants._SendfileMode.FALLBACK
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    _start_tls_compatible = True
 
     def __init__(
         self,

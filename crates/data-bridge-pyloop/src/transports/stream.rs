@@ -63,8 +63,20 @@ enum Reader {
     },
 }
 
+/// A `loop.sendfile()` in progress: data goes from `file_fd` straight to the socket.
+struct SendfileJob {
+    file_fd: RawFd,
+    offset: u64,
+    remaining: Option<u64>,
+    sent: u64,
+    future: Py<PyAny>,
+}
+
 struct Inner {
     io: Option<AsyncFd<Fd>>,
+    sendfile: Option<SendfileJob>,
+    /// The peer closed its side and the protocol chose to stay open for writing.
+    read_eof: bool,
     lp: Py<LoopCore>,
     protocol: Option<Py<PyAny>>,
     reader: Option<Reader>,
@@ -89,7 +101,11 @@ impl Inner {
     }
 
     fn wants_read(&self) -> bool {
-        self.reading_started && !self.reading_paused && !self.closing && self.io.is_some()
+        self.reading_started
+            && !self.reading_paused
+            && !self.read_eof
+            && !self.closing
+            && self.io.is_some()
     }
 }
 
@@ -153,6 +169,7 @@ fn sys_send(fd: RawFd, data: &[u8]) -> std::io::Result<usize> {
 #[derive(Default)]
 struct After {
     fatal: Option<(PyErr, &'static str)>,
+    sendfile_done: Option<(Py<PyAny>, std::io::Result<u64>)>,
     pause: bool,
     resume: bool,
     lost: bool,
@@ -193,7 +210,110 @@ impl StreamTransport {
         Ok(())
     }
 
+    /// The write side became ready: flush the buffer, then feed a pending `sendfile`;
+    /// resume the protocol at the low-water mark, finish a close or a `write_eof`.
+    fn write_ready(&self, inner: &mut Inner, after: &mut After) {
+        if let Err(e) = self.flush(inner) {
+            after.fatal = Some((os_error(&e), "Fatal write error on socket transport"));
+            return;
+        }
+        if inner.writing_paused && inner.buffered() <= inner.low {
+            inner.writing_paused = false;
+            after.resume = true;
+        }
+        if inner.buffered() > 0 {
+            return;
+        }
+        if inner.sendfile.is_some() {
+            self.sendfile_step(inner, after);
+            if inner.sendfile.is_some() {
+                return;
+            }
+        }
+        if inner.closing && inner.conn_lost == 0 {
+            inner.conn_lost += 1;
+            after.lost = true;
+        } else if inner.eof {
+            if let Some(io) = inner.io.as_ref() {
+                // SAFETY: shutting down the write side of a live socket.
+                unsafe { libc::shutdown(io.get_ref().0, libc::SHUT_WR) };
+            }
+        }
+    }
+
+    /// Sends file data with `sendfile(2)` while the socket takes it.
+    fn sendfile_step(&self, inner: &mut Inner, after: &mut After) {
+        let Some(io) = inner.io.as_ref() else { return };
+        let Some(job) = inner.sendfile.as_mut() else {
+            return;
+        };
+        let mut cx = Context::from_waker(&self.waker);
+        let outcome = loop {
+            let want = match job.remaining {
+                Some(0) => break Ok(true),
+                Some(n) => n.min(1 << 30),
+                None => 1 << 30,
+            };
+            let mut guard = match io.poll_write_ready(&mut cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => break Err(e),
+                Poll::Pending => break Ok(false),
+            };
+            let mut offset = job.offset as libc::off_t;
+            let res = guard.try_io(|fd| {
+                // SAFETY: both descriptors are live; `offset` is a valid out-parameter.
+                let n = unsafe {
+                    libc::sendfile(fd.get_ref().0, job.file_fd, &mut offset, want as usize)
+                };
+                if n < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(n as u64)
+                }
+            });
+            match res {
+                Ok(Ok(0)) => break Ok(true),
+                Ok(Ok(n)) => {
+                    job.offset += n;
+                    job.sent += n;
+                    if let Some(r) = job.remaining.as_mut() {
+                        *r -= n.min(*r);
+                    }
+                }
+                Ok(Err(e)) => break Err(e),
+                Err(_would_block) => {}
+            }
+        };
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Some(job) = inner.sendfile.take() {
+                    after.sendfile_done = Some((job.future, Ok(job.sent)));
+                }
+            }
+            Err(e) => {
+                if let Some(job) = inner.sendfile.take() {
+                    after.sendfile_done = Some((job.future, Err(e)));
+                }
+            }
+        }
+    }
+
     fn after(slf: &Bound<'_, Self>, after: After) -> PyResult<()> {
+        if let Some((future, result)) = after.sendfile_done {
+            let py = slf.py();
+            let lp = slf.get().inner.lock().lp.clone_ref(py);
+            let (method, value) = match result {
+                Ok(sent) => ("set_result", sent.into_pyobject(py)?.into_any().unbind()),
+                Err(e) => ("set_exception", os_error(&e).into_value(py).into_any()),
+            };
+            let cb = future.bind(py).getattr(method)?.unbind();
+            let done = future.bind(py).call_method0("done")?.is_truthy()?;
+            if !done {
+                lp.get()
+                    .schedule(py, cb, PyTuple::new(py, [value])?.unbind(), None)?;
+            }
+        }
         if let Some((err, msg)) = after.fatal {
             StreamTransport::fatal_error(slf, err, msg)?;
         }
@@ -442,7 +562,7 @@ impl StreamTransport {
             Ok(keep_open) => {
                 if keep_open.is_truthy()? {
                     // The peer will send nothing more; keep the connection for writing.
-                    slf.get().inner.lock().reading_paused = true;
+                    slf.get().inner.lock().read_eof = true;
                     Ok(())
                 } else {
                     StreamTransport::close(slf)
@@ -467,7 +587,9 @@ impl StreamTransport {
         if inner.wants_read() && io.poll_read_ready(&mut cx).is_ready() {
             again = true;
         }
-        if inner.buffered() > 0 && io.poll_write_ready(&mut cx).is_ready() {
+        if (inner.buffered() > 0 || inner.sendfile.is_some())
+            && io.poll_write_ready(&mut cx).is_ready()
+        {
             again = true;
         }
         if again {
@@ -482,29 +604,8 @@ impl StreamTransport {
         let mut after = After::default();
         {
             let mut inner = this.inner.lock();
-            if inner.buffered() > 0 {
-                match this.flush(&mut inner) {
-                    Ok(()) => {
-                        if inner.buffered() == 0 {
-                            if inner.writing_paused && inner.buffered() <= inner.low {
-                                inner.writing_paused = false;
-                                after.resume = true;
-                            }
-                            if inner.closing && inner.conn_lost == 0 {
-                                inner.conn_lost += 1;
-                                after.lost = true;
-                            } else if inner.eof {
-                                if let Some(io) = inner.io.as_ref() {
-                                    // SAFETY: shutting down the write side of a live socket.
-                                    unsafe { libc::shutdown(io.get_ref().0, libc::SHUT_WR) };
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        after.fatal = Some((os_error(&e), "Fatal write error on socket transport"))
-                    }
-                }
+            if inner.buffered() > 0 || inner.sendfile.is_some() {
+                this.write_ready(&mut inner, &mut after);
             }
         }
         StreamTransport::after(slf, after)?;
@@ -610,6 +711,11 @@ impl StreamTransport {
             if inner.eof {
                 return Err(PyRuntimeError::new_err(
                     "Cannot call write() after write_eof()",
+                ));
+            }
+            if inner.sendfile.is_some() {
+                return Err(PyRuntimeError::new_err(
+                    "unable to write; sendfile is in progress",
                 ));
             }
             if data.is_empty() {
@@ -718,6 +824,8 @@ impl StreamTransport {
         Ok(StreamTransport {
             inner: Mutex::new(Inner {
                 io: Some(io),
+                sendfile: None,
+                read_eof: false,
                 lp: lp.clone().unbind(),
                 protocol: Some(protocol.clone().unbind()),
                 reader: Some(reader),
@@ -851,6 +959,40 @@ impl StreamTransport {
     /// Closes at once, dropping buffered data.
     fn abort(slf: &Bound<'_, Self>) -> PyResult<()> {
         StreamTransport::force_close(slf, slf.py().None().into_bound(slf.py()))
+    }
+
+    /// Closes at once because of `exc` (asyncio's `_force_close`, used by TLS).
+    fn _force_close(slf: &Bound<'_, Self>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+        StreamTransport::force_close(slf, exc)
+    }
+
+    /// Starts sending `count` bytes (all to end of file if `None`) of the file
+    /// `file_fd` from `offset` once buffered data is out; `future` gets the byte count.
+    #[pyo3(signature = (file_fd, offset, count, future))]
+    fn _start_sendfile(
+        &self,
+        file_fd: RawFd,
+        offset: u64,
+        count: Option<u64>,
+        future: Py<PyAny>,
+    ) -> PyResult<()> {
+        let mut inner = self.inner.lock();
+        if inner.io.is_none() || inner.closing {
+            return Err(PyRuntimeError::new_err("transport is closing"));
+        }
+        if inner.sendfile.is_some() {
+            return Err(PyRuntimeError::new_err("sendfile is already in progress"));
+        }
+        inner.sendfile = Some(SendfileJob {
+            file_fd,
+            offset,
+            remaining: count,
+            sent: 0,
+            future,
+        });
+        let lp = inner.lp.get();
+        lp.state.lock().io.recheck(self.token);
+        Ok(())
     }
 
     /// Whether the transport is closing or closed.
