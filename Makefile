@@ -41,6 +41,7 @@ _lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benchmarks examples
 	$(VENV)/bin/ruff format --check python tests benchmarks examples
+	$(PY) -m mypy.stubtest data_bridge._native
 
 format: build ## Format Rust and Python code
 	cargo fmt --all

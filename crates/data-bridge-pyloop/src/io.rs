@@ -26,6 +26,7 @@ use crate::core::LoopCore;
 use crate::errors::LoopError;
 use crate::handle::Handle;
 use crate::runtime;
+use crate::transports::datagram::DatagramTransport;
 use crate::transports::stream::StreamTransport;
 use crate::wake::{IoWaker, Shared};
 
@@ -35,6 +36,8 @@ pub(crate) enum Source {
     Selector,
     /// A socket transport.
     Stream(Py<StreamTransport>),
+    /// A datagram transport.
+    Datagram(Py<DatagramTransport>),
     /// A slot taken by a source that is still being set up.
     Reserved,
 }
@@ -44,6 +47,7 @@ impl Source {
         match self {
             Source::Selector => Source::Selector,
             Source::Stream(t) => Source::Stream(t.clone_ref(py)),
+            Source::Datagram(t) => Source::Datagram(t.clone_ref(py)),
             Source::Reserved => Source::Reserved,
         }
     }
@@ -172,6 +176,7 @@ impl Registry {
         for source in sources {
             match source {
                 Source::Stream(t) => StreamTransport::loop_closed(t.bind(py)),
+                Source::Datagram(t) => DatagramTransport::loop_closed(t.bind(py)),
                 Source::Selector | Source::Reserved => {}
             }
         }
@@ -192,6 +197,7 @@ impl Registry {
             match source {
                 Some(Source::Selector) => Selector::dispatch(this, py),
                 Some(Source::Stream(t)) => StreamTransport::on_ready(t.bind(py))?,
+                Some(Source::Datagram(t)) => DatagramTransport::on_ready(t.bind(py))?,
                 Some(Source::Reserved) | None => {}
             }
         }

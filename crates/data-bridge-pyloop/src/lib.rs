@@ -42,6 +42,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Handle>()?;
     module.add_class::<TimerHandle>()?;
     module.add_class::<transports::stream::StreamTransport>()?;
+    module.add_class::<transports::datagram::DatagramTransport>()?;
     module.add_function(wrap_pyfunction!(configure_runtime, module)?)?;
     Ok(())
 }

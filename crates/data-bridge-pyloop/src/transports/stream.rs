@@ -16,23 +16,20 @@
 //! `resume_writing` at or below the low one).
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, RawFd};
-use std::task::{Context, Poll, Waker};
+use std::os::fd::RawFd;
+use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{
-    PyKeyboardInterrupt, PyOSError, PyRuntimeError, PySystemExit, PyTypeError, PyValueError,
-};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyTuple, PyType};
 use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 use crate::core::LoopCore;
 use crate::errors::os_error;
-use crate::io::{io_waker, Source};
-use crate::runtime;
+use crate::io::Source;
+use crate::transports::base::{finish_lost, is_fatal, report, retry, schedule_start, Fd, Slot};
 
 /// asyncio's read size for socket transports.
 const READ_SIZE: usize = 256 * 1024;
@@ -43,16 +40,6 @@ const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 
 thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_SIZE]);
-}
-
-/// A descriptor the transport watches but does not own: the Python socket owns it and
-/// is closed only after the registration is dropped.
-struct Fd(RawFd);
-
-impl AsRawFd for Fd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
 }
 
 enum Reader {
@@ -113,9 +100,7 @@ impl Inner {
 #[pyclass(module = "data_bridge._native", frozen)]
 pub struct StreamTransport {
     inner: Mutex<Inner>,
-    fd: RawFd,
-    token: u64,
-    waker: Waker,
+    slot: Slot,
 }
 
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -133,36 +118,14 @@ fn make_reader(protocol: &Bound<'_, PyAny>) -> PyResult<Reader> {
     }
 }
 
-fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
-    err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py)
-}
-
 fn sys_recv(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is valid for writes of its length.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    // SAFETY: `buf` is valid for writes of its length.
+    retry(|| unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
 }
 
 fn sys_send(fd: RawFd, data: &[u8]) -> std::io::Result<usize> {
-    loop {
-        // SAFETY: `data` is valid for reads of its length.
-        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    // SAFETY: `data` is valid for reads of its length.
+    retry(|| unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) })
 }
 
 /// What to do once the transport's lock is released.
@@ -176,16 +139,12 @@ struct After {
 }
 
 impl StreamTransport {
-    fn cx_waker(&self) -> &Waker {
-        &self.waker
-    }
-
     /// Sends as much of the buffer as the socket takes. Returns `Err` on a socket error.
     fn flush(&self, inner: &mut Inner) -> std::io::Result<()> {
         let Some(io) = inner.io.as_ref() else {
             return Ok(());
         };
-        let mut cx = Context::from_waker(self.cx_waker());
+        let mut cx = Context::from_waker(&self.slot.waker);
         while inner.buffered() > 0 {
             let mut guard = match io.poll_write_ready(&mut cx) {
                 Poll::Ready(Ok(g)) => g,
@@ -247,7 +206,7 @@ impl StreamTransport {
         let Some(job) = inner.sendfile.as_mut() else {
             return;
         };
-        let mut cx = Context::from_waker(&self.waker);
+        let mut cx = Context::from_waker(&self.slot.waker);
         let outcome = loop {
             let want = match job.remaining {
                 Some(0) => break Ok(true),
@@ -357,13 +316,7 @@ impl StreamTransport {
                 inner.protocol.as_ref().map(|p| p.clone_ref(py)),
             )
         };
-        let ctx = PyDict::new(py);
-        ctx.set_item("message", message)?;
-        ctx.set_item("exception", err.into_value(py))?;
-        ctx.set_item("transport", transport)?;
-        ctx.set_item("protocol", protocol)?;
-        lp.bind(py).call_method1("call_exception_handler", (ctx,))?;
-        Ok(())
+        report(py, &lp, transport, protocol, err, message)
     }
 
     /// asyncio's `_fatal_error`: report (unless it is an `OSError`) and force-close.
@@ -396,25 +349,17 @@ impl StreamTransport {
         Ok(())
     }
 
-    /// Drops the reactor registration; must happen before the socket is closed, so a
-    /// reused descriptor number is never deregistered by mistake.
+    /// Drops the reactor registration; must happen before the socket is closed.
     fn deregister(slf: &Bound<'_, Self>) {
         let this = slf.get();
         let (io, lp) = {
             let mut inner = this.inner.lock();
             (inner.io.take(), inner.lp.clone_ref(slf.py()))
         };
-        let Some(io) = io else { return };
-        drop(io);
-        let lpc = lp.get();
-        let released = {
-            let mut st = lpc.state.lock();
-            let source = st.io.remove(this.token);
-            let owner = st.io.release_fd(this.fd);
-            st.io.publish_count(lpc);
-            (source, owner)
-        };
-        drop(released);
+        if io.is_some() {
+            drop(io);
+            this.slot.release(lp.get());
+        }
     }
 
     /// Reads once and delivers the data; returns whether the socket may have more.
@@ -527,7 +472,7 @@ impl StreamTransport {
         let Some(io) = inner.io.as_ref() else {
             return Ok(None);
         };
-        let mut cx = Context::from_waker(&self.waker);
+        let mut cx = Context::from_waker(&self.slot.waker);
         let mut guard = match io.poll_read_ready(&mut cx) {
             Poll::Ready(Ok(g)) => g,
             Poll::Ready(Err(e)) => return Err(e),
@@ -582,7 +527,7 @@ impl StreamTransport {
     fn rearm(&self) {
         let inner = self.inner.lock();
         let Some(io) = inner.io.as_ref() else { return };
-        let mut cx = Context::from_waker(&self.waker);
+        let mut cx = Context::from_waker(&self.slot.waker);
         let mut again = false;
         if inner.wants_read() && io.poll_read_ready(&mut cx).is_ready() {
             again = true;
@@ -593,8 +538,7 @@ impl StreamTransport {
             again = true;
         }
         if again {
-            let lp = inner.lp.get();
-            lp.state.lock().io.recheck(self.token);
+            self.slot.recheck(inner.lp.get());
         }
     }
 
@@ -669,20 +613,8 @@ impl StreamTransport {
                 inner.reader.take(),
             )
         };
-        let result = match &protocol {
-            Some(p) => p
-                .bind(py)
-                .call_method1("connection_lost", (exc,))
-                .map(|_| ()),
-            None => Ok(()),
-        };
-        if let Some(sock) = sock {
-            sock.bind(py).call_method0("close")?;
-        }
-        if let Some(cb) = on_lost {
-            cb.bind(py).call0()?;
-        }
-        drop((protocol, transport, reader));
+        let result = finish_lost(py, protocol, exc, sock, on_lost);
+        drop((transport, reader));
         result
     }
 
@@ -736,7 +668,7 @@ impl StreamTransport {
                 let Some(io) = inner.io.as_ref() else {
                     return Ok(());
                 };
-                let mut cx = Context::from_waker(&this.waker);
+                let mut cx = Context::from_waker(&this.slot.waker);
                 let res = match io.poll_write_ready(&mut cx) {
                     Poll::Ready(Ok(mut guard)) => {
                         match guard.try_io(|fd| sys_send(fd.get_ref().0, data)) {
@@ -770,8 +702,7 @@ impl StreamTransport {
                 }
                 // Arm the write waker for the rest.
                 if io.poll_write_ready(&mut cx).is_ready() {
-                    let lp = inner.lp.get();
-                    lp.state.lock().io.recheck(this.token);
+                    this.slot.recheck(inner.lp.get());
                 }
             }
             inner.buf.extend_from_slice(&data[sent..]);
@@ -798,29 +729,8 @@ impl StreamTransport {
         transport: &Bound<'_, PyAny>,
         on_lost: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        let lpc = lp.get();
-        lpc.check_closed()?;
-        let fd: RawFd = sock.call_method0("fileno")?.extract()?;
-        if fd < 0 {
-            return Err(PyValueError::new_err("the socket is closed"));
-        }
         let reader = make_reader(protocol)?;
-        let io = {
-            let _guard = runtime::get().enter();
-            // SAFETY: the Python socket owning `fd` is closed only in
-            // `call_connection_lost`/`loop_closed`, after this registration is dropped.
-            unsafe {
-                AsyncFd::register_with_interest(Fd(fd), Interest::READABLE | Interest::WRITABLE)
-            }
-            .map_err(|e| os_error(&e.into_parts().1))?
-        };
-        let token = {
-            let mut st = lpc.state.lock();
-            st.io.claim_fd(fd, transport.clone().unbind())?;
-            // The slot is filled in by `_start` once the Python object exists.
-            st.io.insert(Source::Reserved)
-        };
-        let waker = io_waker(&lpc.shared, token);
+        let (io, slot) = Slot::register(lp.get(), sock, transport)?;
         Ok(StreamTransport {
             inner: Mutex::new(Inner {
                 io: Some(io),
@@ -843,9 +753,7 @@ impl StreamTransport {
                 low: DEFAULT_HIGH / 4,
                 writing_paused: false,
             }),
-            fd,
-            token,
-            waker,
+            slot,
         })
     }
 
@@ -864,30 +772,10 @@ impl StreamTransport {
             )
         };
         let lpc = lp.get();
-        {
-            let mut st = lpc.state.lock();
-            st.io.fill(this.token, Source::Stream(slf.clone().unbind()));
-            st.io.publish_count(lpc);
-        }
-        if let (Some(protocol), Some(transport)) = (protocol, transport) {
-            let cb = protocol.bind(py).getattr("connection_made")?.unbind();
-            lpc.schedule(py, cb, PyTuple::new(py, [transport])?.unbind(), None)?;
-        }
+        this.slot
+            .activate(lpc, Source::Stream(slf.clone().unbind()));
         let start = slf.getattr("_start_reading")?.unbind();
-        lpc.schedule(py, start, PyTuple::empty(py).unbind(), None)?;
-        if let Some(waiter) = waiter {
-            let set = py
-                .import("asyncio.futures")?
-                .getattr("_set_result_unless_cancelled")?
-                .unbind();
-            lpc.schedule(
-                py,
-                set,
-                PyTuple::new(py, [waiter, py.None()])?.unbind(),
-                None,
-            )?;
-        }
-        Ok(())
+        schedule_start(py, lpc, protocol, transport, start, waiter)
     }
 
     fn _start_reading(&self) {
@@ -897,8 +785,7 @@ impl StreamTransport {
         }
         inner.reading_started = true;
         if !inner.reading_paused {
-            let lp = inner.lp.get();
-            lp.state.lock().io.recheck(self.token);
+            self.slot.recheck(inner.lp.get());
         }
     }
 
@@ -990,8 +877,7 @@ impl StreamTransport {
             sent: 0,
             future,
         });
-        let lp = inner.lp.get();
-        lp.state.lock().io.recheck(self.token);
+        self.slot.recheck(inner.lp.get());
         Ok(())
     }
 
@@ -1017,8 +903,7 @@ impl StreamTransport {
         }
         inner.reading_paused = false;
         if inner.reading_started {
-            let lp = inner.lp.get();
-            lp.state.lock().io.recheck(self.token);
+            self.slot.recheck(inner.lp.get());
         }
     }
 
@@ -1092,7 +977,7 @@ impl StreamTransport {
     /// The socket's descriptor.
     #[getter]
     fn fd(&self) -> RawFd {
-        self.fd
+        self.slot.fd
     }
 
     /// Whether `connection_lost` has been scheduled or run.
