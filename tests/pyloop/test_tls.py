@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.pyloop.waiting import wait_until
+
 trustme = pytest.importorskip("trustme")
 
 T = TypeVar("T")
@@ -38,14 +40,6 @@ def certs() -> Certs:
     wrong_client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     trustme.CA().configure_trust(wrong_client)
     return Certs(server, client, wrong_client)
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.002)
 
 
 class EchoServer:

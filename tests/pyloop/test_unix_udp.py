@@ -12,20 +12,13 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.pyloop.waiting import wait_until
+
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]
 
 HOST = "127.0.0.1"
 MiB = 1024 * 1024
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Polls ``predicate`` until it holds; fails the test after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.002)
 
 
 @pytest.fixture

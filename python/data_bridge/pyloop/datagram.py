@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import warnings
-from asyncio import transports, trsock
+from asyncio import transports
 from typing import Any
 
 from data_bridge import _native
+from data_bridge.pyloop.transports import NativeFlowControl, bind_core, socket_extra
 
 __all__ = ["DatagramMixin", "DatagramTransport"]
 
@@ -30,7 +30,7 @@ _BOUND = (
 )
 
 
-class DatagramTransport(transports._FlowControlMixin, transports.DatagramTransport):
+class DatagramTransport(NativeFlowControl, transports.DatagramTransport):
     """A datagram transport driven by PyLoop's native core."""
 
     def __init__(
@@ -43,29 +43,12 @@ class DatagramTransport(transports._FlowControlMixin, transports.DatagramTranspo
         extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(extra, loop)
-        self._extra["socket"] = trsock.TransportSocket(sock)
-        try:
-            self._extra["sockname"] = sock.getsockname()
-        except OSError:
-            self._extra["sockname"] = None
-        if "peername" not in self._extra:
-            try:
-                self._extra["peername"] = sock.getpeername()
-            except OSError:
-                self._extra["peername"] = None
+        socket_extra(self._extra, sock)
         self._sock: socket.socket | None = sock
         self._address = address
         core = _native.DatagramTransport(loop, sock, protocol, self, address)
-        self._core = core
-        for name in _BOUND:
-            setattr(self, name, getattr(core, name))
+        bind_core(self, core, _BOUND)
         core._start(waiter)
-
-    def _set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        # Called by _FlowControlMixin.__init__ before the core exists.
-        core = getattr(self, "_core", None)
-        if core is not None:
-            core.set_write_buffer_limits(high, low)
 
     def __repr__(self) -> str:
         sock = self._sock
@@ -77,12 +60,6 @@ class DatagramTransport(transports._FlowControlMixin, transports.DatagramTranspo
             state = "open"
         fd = sock.fileno() if sock is not None else -1
         return f"<{self.__class__.__name__} fd={fd} {state}>"
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        sock = self._sock
-        if sock is not None and sock.fileno() != -1:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            sock.close()
 
 
 class DatagramMixin:

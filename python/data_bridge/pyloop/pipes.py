@@ -21,8 +21,67 @@ def _is_pipe_like(mode: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
-class ReadPipeTransport(transports.ReadTransport):
+class _PipeEnd:
+    """What both pipe transports share: protocol access, errors and teardown."""
+
+    _loop: Any
+    _pipe: Any
+    _fileno: int | None
+    _protocol: Any
+    _closing: bool
+    # OSErrors that end the transport without a report to the exception handler.
+    _quiet_errnos: tuple[int, ...] | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._pipe is None else ("closing" if self._closing else "open")
+        return f"<{self.__class__.__name__} fd={self._fileno} {state}>"
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[no-any-return]
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if self._pipe is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._pipe.close()
+
+    def _close(self, exc: BaseException | None = None) -> None:
+        raise NotImplementedError
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        quiet = isinstance(exc, OSError) and (
+            self._quiet_errnos is None or exc.errno in self._quiet_errnos
+        )
+        if quiet:
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler(
+                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+            )
+        self._close(exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            if self._pipe is not None:
+                self._pipe.close()
+            self._pipe = None
+            self._protocol = None
+            self._loop = None
+
+
+class ReadPipeTransport(_PipeEnd, transports.ReadTransport):
     """Reads from a pipe (or socket, or character device) into a protocol."""
+
+    # A pty whose other side closed reports EIO: that is an end of file, not a failure.
+    _quiet_errnos = (errno.EIO,)
 
     def __init__(
         self,
@@ -52,10 +111,6 @@ class ReadPipeTransport(transports.ReadTransport):
         loop.call_soon(self._start_reading)
         if waiter is not None:
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
-
-    def __repr__(self) -> str:
-        state = "closed" if self._pipe is None else ("closing" if self._closing else "open")
-        return f"<{self.__class__.__name__} fd={self._fileno} {state}>"
 
     def _start_reading(self) -> None:
         if self.is_reading():
@@ -92,56 +147,17 @@ class ReadPipeTransport(transports.ReadTransport):
     def is_reading(self) -> bool:
         return not self._paused and not self._closing
 
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol
-
-    def is_closing(self) -> bool:
-        return self._closing
-
     def close(self) -> None:
         if not self._closing:
             self._close(None)
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if self._pipe is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._pipe.close()
-
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        if isinstance(exc, OSError) and exc.errno == errno.EIO:
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
-        self._close(exc)
 
     def _close(self, exc: BaseException | None) -> None:
         self._closing = True
         self._loop.remove_reader(self._fileno)
         self._loop.call_soon(self._call_connection_lost, exc)
 
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        try:
-            self._protocol.connection_lost(exc)
-        finally:
-            if self._pipe is not None:
-                self._pipe.close()
-            self._pipe = None
-            self._protocol = None
-            self._loop = None
 
-
-class WritePipeTransport(transports._FlowControlMixin, transports.WriteTransport):
+class WritePipeTransport(_PipeEnd, transports._FlowControlMixin, transports.WriteTransport):
     """Writes to a pipe (or socket, or character device) with flow control."""
 
     def __init__(
@@ -260,41 +276,12 @@ class WritePipeTransport(transports._FlowControlMixin, transports.WriteTransport
             self._loop.remove_reader(self._fileno)
             self._loop.call_soon(self._call_connection_lost, None)
 
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol
-
-    def is_closing(self) -> bool:
-        return self._closing
-
     def close(self) -> None:
         if self._pipe is not None and not self._closing:
             self.write_eof()
 
     def abort(self) -> None:
         self._close(None)
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if self._pipe is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._pipe.close()
-
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
-        self._close(exc)
 
     def _close(self, exc: BaseException | None = None) -> None:
         self._closing = True
@@ -303,16 +290,6 @@ class WritePipeTransport(transports._FlowControlMixin, transports.WriteTransport
         self._buffer.clear()
         self._loop.remove_reader(self._fileno)
         self._loop.call_soon(self._call_connection_lost, exc)
-
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        try:
-            self._protocol.connection_lost(exc)
-        finally:
-            if self._pipe is not None:
-                self._pipe.close()
-            self._pipe = None
-            self._protocol = None
-            self._loop = None
 
 
 class PipesMixin:

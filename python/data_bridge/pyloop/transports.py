@@ -21,7 +21,7 @@ from data_bridge import _native
 if TYPE_CHECKING:
     from data_bridge.pyloop.loop import Loop
 
-__all__ = ["SocketTransport", "server_attach"]
+__all__ = ["NativeFlowControl", "SocketTransport", "bind_core", "server_attach", "socket_extra"]
 
 _BOUND = (
     "write",
@@ -55,7 +55,47 @@ def server_attach(server: Any, transport: Any) -> Any:
     return server._detach
 
 
-class SocketTransport(transports._FlowControlMixin):
+def socket_extra(extra: dict[str, Any], sock: socket.socket) -> None:
+    """Fills a transport's ``get_extra_info`` keys for ``sock``, as asyncio does."""
+    extra["socket"] = trsock.TransportSocket(sock)
+    try:
+        extra["sockname"] = sock.getsockname()
+    except OSError:
+        extra["sockname"] = None
+    if "peername" not in extra:
+        try:
+            extra["peername"] = sock.getpeername()
+        except OSError:
+            extra["peername"] = None
+
+
+def bind_core(transport: Any, core: Any, names: tuple[str, ...]) -> None:
+    """Binds the native core's methods onto the transport instance (no extra frame)."""
+    transport._core = core
+    for name in names:
+        setattr(transport, name, getattr(core, name))
+
+
+class NativeFlowControl(transports._FlowControlMixin):
+    """Base of the transports whose state (flow control included) lives in a native core."""
+
+    _core: Any
+    _sock: socket.socket | None
+
+    def _set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        # Called by _FlowControlMixin.__init__ before the core exists.
+        core = getattr(self, "_core", None)
+        if core is not None:
+            core.set_write_buffer_limits(high, low)
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        sock = getattr(self, "_sock", None)
+        if sock is not None and sock.fileno() != -1:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            sock.close()
+
+
+class SocketTransport(NativeFlowControl):
     """A TCP or Unix stream transport driven by PyLoop's native core."""
 
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
@@ -71,24 +111,13 @@ class SocketTransport(transports._FlowControlMixin):
         server: Any = None,
     ) -> None:
         super().__init__(extra, loop)
-        self._extra["socket"] = trsock.TransportSocket(sock)
-        try:
-            self._extra["sockname"] = sock.getsockname()
-        except OSError:
-            self._extra["sockname"] = None
-        if "peername" not in self._extra:
-            try:
-                self._extra["peername"] = sock.getpeername()
-            except OSError:
-                self._extra["peername"] = None
+        socket_extra(self._extra, sock)
         self._sock: socket.socket | None = sock
         self._server = server
         base_events._set_nodelay(sock)
         on_lost = server_attach(server, self) if server is not None else None
         core = _native.StreamTransport(loop, sock, protocol, self, on_lost)
-        self._core = core
-        for name in _BOUND:
-            setattr(self, name, getattr(core, name))
+        bind_core(self, core, _BOUND)
         core._start(waiter)
 
     @property  # type: ignore[override]
@@ -101,12 +130,6 @@ class SocketTransport(transports._FlowControlMixin):
     def _protocol_paused(self, value: bool) -> None:
         # _FlowControlMixin.__init__ assigns it; the native core owns the state.
         pass
-
-    def _set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        # Called by _FlowControlMixin.__init__ before the core exists.
-        core = getattr(self, "_core", None)
-        if core is not None:
-            core.set_write_buffer_limits(high, low)
 
     def _maybe_pause_protocol(self) -> None:
         return None
@@ -129,9 +152,3 @@ class SocketTransport(transports._FlowControlMixin):
             info.append(f"fd={sock.fileno()}")
         info.append(f"write_bufsize={self._core.get_write_buffer_size()}")
         return "<{}>".format(" ".join(info))
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        sock = self._sock
-        if sock is not None and sock.fileno() != -1:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            sock.close()

@@ -186,3 +186,100 @@ pub(crate) fn finish_lost(
     }
     result
 }
+
+/// asyncio's default high-water mark for write buffers.
+pub(crate) const DEFAULT_HIGH: usize = 64 * 1024;
+
+/// Reading and write flow-control state shared by the transports (asyncio's
+/// `_FlowControlMixin` plus the reading flags).
+pub(crate) struct Flow {
+    /// Reading began (after `connection_made`).
+    pub(crate) reading_started: bool,
+    /// `pause_reading()` is in effect.
+    pub(crate) reading_paused: bool,
+    /// `close()` or a fatal error happened.
+    pub(crate) closing: bool,
+    high: usize,
+    low: usize,
+    writing_paused: bool,
+}
+
+impl Flow {
+    pub(crate) fn new() -> Self {
+        Flow {
+            reading_started: false,
+            reading_paused: false,
+            closing: false,
+            high: DEFAULT_HIGH,
+            low: DEFAULT_HIGH / 4,
+            writing_paused: false,
+        }
+    }
+
+    /// `pause_reading()`: no effect once closing or already paused.
+    pub(crate) fn pause_reading(&mut self) {
+        if !self.closing {
+            self.reading_paused = true;
+        }
+    }
+
+    /// `resume_reading()`; returns whether reading must be restarted now.
+    pub(crate) fn resume_reading(&mut self) -> bool {
+        if self.closing || !self.reading_paused {
+            return false;
+        }
+        self.reading_paused = false;
+        self.reading_started
+    }
+
+    /// `is_reading()`.
+    pub(crate) fn is_reading(&self) -> bool {
+        !self.closing && !self.reading_paused
+    }
+
+    /// `set_write_buffer_limits(high, low)` with asyncio's defaults and checks.
+    pub(crate) fn set_limits(&mut self, high: Option<i64>, low: Option<i64>) -> PyResult<()> {
+        let (high, low) = match (high, low) {
+            (None, None) => (DEFAULT_HIGH as i64, DEFAULT_HIGH as i64 / 4),
+            (None, Some(l)) => (4 * l, l),
+            (Some(h), None) => (h, h / 4),
+            (Some(h), Some(l)) => (h, l),
+        };
+        if !(high >= low && low >= 0) {
+            return Err(PyValueError::new_err(format!(
+                "high ({high}) must be >= low ({low}) must be >= 0"
+            )));
+        }
+        self.high = high as usize;
+        self.low = low as usize;
+        Ok(())
+    }
+
+    /// `(low, high)`.
+    pub(crate) fn limits(&self) -> (usize, usize) {
+        (self.low, self.high)
+    }
+
+    /// Whether `buffered` bytes just crossed the high-water mark (pause the protocol).
+    pub(crate) fn should_pause(&mut self, buffered: usize) -> bool {
+        if self.writing_paused || buffered <= self.high {
+            return false;
+        }
+        self.writing_paused = true;
+        true
+    }
+
+    /// Whether `buffered` bytes fell to the low-water mark (resume the protocol).
+    pub(crate) fn should_resume(&mut self, buffered: usize) -> bool {
+        if !self.writing_paused || buffered > self.low {
+            return false;
+        }
+        self.writing_paused = false;
+        true
+    }
+
+    /// Whether the protocol is paused for writing.
+    pub(crate) fn writing_paused(&self) -> bool {
+        self.writing_paused
+    }
+}

@@ -22,13 +22,14 @@ use tokio::io::unix::AsyncFd;
 use crate::core::LoopCore;
 use crate::errors::os_error;
 use crate::io::Source;
-use crate::transports::base::{finish_lost, is_fatal, report, retry, schedule_start, Fd, Slot};
+use crate::transports::base::{
+    finish_lost, is_fatal, report, retry, schedule_start, Fd, Flow, Slot,
+};
 
 /// Datagrams received per readiness report before giving other sources a turn.
 const BATCH: usize = 16;
 /// Largest datagram; the per-thread receive buffer.
 const MAX_DATAGRAM: usize = 64 * 1024;
-const DEFAULT_HIGH: usize = 64 * 1024;
 
 thread_local! {
     static RECV_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_DATAGRAM]);
@@ -49,13 +50,8 @@ struct Inner {
     last_dest: Option<(Py<PyAny>, SockAddr)>,
     /// The last source address converted to Python, reused while it repeats.
     last_source: Option<(SockAddr, Py<PyAny>)>,
-    reading_started: bool,
-    paused: bool,
-    closing: bool,
+    flow: Flow,
     conn_lost: u32,
-    high: usize,
-    low: usize,
-    writing_paused: bool,
 }
 
 /// Native datagram transport core; see the module documentation.
@@ -222,7 +218,7 @@ impl DatagramTransport {
             }
             inner.queue.clear();
             inner.queued = 0;
-            inner.closing = true;
+            inner.flow.closing = true;
             inner.conn_lost += 1;
             inner.lp.clone_ref(py)
         };
@@ -235,7 +231,7 @@ impl DatagramTransport {
     /// Receives one datagram if the socket has one.
     fn recv_one(&self, py: Python<'_>) -> Option<Event> {
         let mut inner = self.inner.lock();
-        if !inner.reading_started || inner.paused || inner.closing {
+        if !inner.flow.reading_started || !inner.flow.is_reading() {
             return None;
         }
         let io = inner.io.as_ref()?;
@@ -310,11 +306,9 @@ impl DatagramTransport {
                 (None, false, false)
             } else {
                 let err = this.flush(&mut inner).err();
-                let resume = inner.writing_paused && inner.queued <= inner.low;
-                if resume {
-                    inner.writing_paused = false;
-                }
-                let lost = inner.queue.is_empty() && inner.closing && inner.conn_lost == 0;
+                let queued = inner.queued;
+                let resume = inner.flow.should_resume(queued);
+                let lost = inner.queue.is_empty() && inner.flow.closing && inner.conn_lost == 0;
                 if lost {
                     inner.conn_lost += 1;
                 }
@@ -378,7 +372,7 @@ impl DatagramTransport {
         let inner = this.inner.lock();
         if let Some(io) = inner.io.as_ref() {
             let mut cx = Context::from_waker(&this.slot.waker);
-            let reading = inner.reading_started && !inner.paused && !inner.closing;
+            let reading = inner.flow.reading_started && inner.flow.is_reading();
             let again = (reading && (more || io.poll_read_ready(&mut cx).is_ready()))
                 || (!inner.queue.is_empty() && io.poll_write_ready(&mut cx).is_ready());
             if again {
@@ -394,7 +388,7 @@ impl DatagramTransport {
         let (sock, _keep) = {
             let mut inner = slf.get().inner.lock();
             inner.io = None;
-            inner.closing = true;
+            inner.flow.closing = true;
             (
                 inner.sock.take(),
                 (inner.protocol.take(), inner.transport.take()),
@@ -499,7 +493,7 @@ impl DatagramTransport {
                 },
             };
         }
-        if inner.closing && inner.conn_lost > 0 {
+        if inner.flow.closing && inner.conn_lost > 0 {
             inner.conn_lost += 1;
             return Ok(());
         }
@@ -526,10 +520,8 @@ impl DatagramTransport {
         }
         inner.queue.push_back((data.to_vec(), dest));
         inner.queued += data.len();
-        let pause = !inner.writing_paused && inner.queued > inner.high;
-        if pause {
-            inner.writing_paused = true;
-        }
+        let queued = inner.queued;
+        let pause = inner.flow.should_pause(queued);
         let protocol = inner.protocol.as_ref().map(|p| p.clone_ref(py));
         drop(inner);
         if let (true, Some(p)) = (pause, protocol) {
@@ -576,13 +568,8 @@ impl DatagramTransport {
                 queued: 0,
                 last_dest: None,
                 last_source: None,
-                reading_started: false,
-                paused: false,
-                closing: false,
+                flow: Flow::new(),
                 conn_lost: 0,
-                high: DEFAULT_HIGH,
-                low: DEFAULT_HIGH / 4,
-                writing_paused: false,
             }),
             slot,
             connected,
@@ -611,10 +598,10 @@ impl DatagramTransport {
 
     fn _start_reading(&self) {
         let mut inner = self.inner.lock();
-        if inner.io.is_none() || inner.closing {
+        if inner.io.is_none() || inner.flow.closing {
             return;
         }
-        inner.reading_started = true;
+        inner.flow.reading_started = true;
         self.slot.recheck(inner.lp.get());
     }
 
@@ -647,10 +634,10 @@ impl DatagramTransport {
         let py = slf.py();
         let lp = {
             let mut inner = slf.get().inner.lock();
-            if inner.closing {
+            if inner.flow.closing {
                 return Ok(());
             }
-            inner.closing = true;
+            inner.flow.closing = true;
             if !inner.queue.is_empty() {
                 return Ok(());
             }
@@ -674,7 +661,7 @@ impl DatagramTransport {
 
     /// Whether the transport is closing or closed.
     fn is_closing(&self) -> bool {
-        self.inner.lock().closing
+        self.inner.lock().flow.closing
     }
 
     /// Bytes of datagrams waiting to be sent.
@@ -685,53 +672,31 @@ impl DatagramTransport {
     /// Sets the send queue's water marks.
     #[pyo3(signature = (high=None, low=None))]
     fn set_write_buffer_limits(&self, high: Option<i64>, low: Option<i64>) -> PyResult<()> {
-        let (high, low) = match (high, low) {
-            (None, None) => (DEFAULT_HIGH as i64, DEFAULT_HIGH as i64 / 4),
-            (None, Some(l)) => (4 * l, l),
-            (Some(h), None) => (h, h / 4),
-            (Some(h), Some(l)) => (h, l),
-        };
-        if !(high >= low && low >= 0) {
-            return Err(PyValueError::new_err(format!(
-                "high ({high}) must be >= low ({low}) must be >= 0"
-            )));
-        }
-        let mut inner = self.inner.lock();
-        inner.high = high as usize;
-        inner.low = low as usize;
-        Ok(())
+        self.inner.lock().flow.set_limits(high, low)
     }
 
     /// `(low, high)` water marks.
     fn get_write_buffer_limits(&self) -> (usize, usize) {
         let inner = self.inner.lock();
-        (inner.low, inner.high)
+        inner.flow.limits()
     }
 
     /// Stops delivering datagrams until `resume_reading()`.
     fn pause_reading(&self) {
-        let mut inner = self.inner.lock();
-        if !inner.closing {
-            inner.paused = true;
-        }
+        self.inner.lock().flow.pause_reading();
     }
 
     /// Resumes delivering datagrams.
     fn resume_reading(&self) {
         let mut inner = self.inner.lock();
-        if inner.closing || !inner.paused {
-            return;
-        }
-        inner.paused = false;
-        if inner.reading_started {
+        if inner.flow.resume_reading() {
             self.slot.recheck(inner.lp.get());
         }
     }
 
     /// Whether datagrams are being delivered.
     fn is_reading(&self) -> bool {
-        let inner = self.inner.lock();
-        !inner.paused && !inner.closing
+        self.inner.lock().flow.is_reading()
     }
 
     /// Replaces the protocol.

@@ -20,7 +20,7 @@ use std::os::fd::RawFd;
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple, PyType};
@@ -29,12 +29,13 @@ use tokio::io::unix::AsyncFd;
 use crate::core::LoopCore;
 use crate::errors::os_error;
 use crate::io::Source;
-use crate::transports::base::{finish_lost, is_fatal, report, retry, schedule_start, Fd, Slot};
+use crate::transports::base::{
+    finish_lost, is_fatal, report, retry, schedule_start, Fd, Flow, Slot,
+};
 
 /// asyncio's read size for socket transports.
 const READ_SIZE: usize = 256 * 1024;
 /// asyncio's default high-water mark for the write buffer.
-const DEFAULT_HIGH: usize = 64 * 1024;
 /// Writes after the connection is lost are counted and, past this many, logged.
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 
@@ -70,16 +71,11 @@ struct Inner {
     transport: Option<Py<PyAny>>,
     sock: Option<Py<PyAny>>,
     on_lost: Option<Py<PyAny>>,
-    reading_started: bool,
-    reading_paused: bool,
-    closing: bool,
+    flow: Flow,
     eof: bool,
     conn_lost: u32,
     buf: Vec<u8>,
     buf_off: usize,
-    high: usize,
-    low: usize,
-    writing_paused: bool,
 }
 
 impl Inner {
@@ -88,11 +84,7 @@ impl Inner {
     }
 
     fn wants_read(&self) -> bool {
-        self.reading_started
-            && !self.reading_paused
-            && !self.read_eof
-            && !self.closing
-            && self.io.is_some()
+        self.flow.reading_started && self.flow.is_reading() && !self.read_eof && self.io.is_some()
     }
 }
 
@@ -176,8 +168,8 @@ impl StreamTransport {
             after.fatal = Some((os_error(&e), "Fatal write error on socket transport"));
             return;
         }
-        if inner.writing_paused && inner.buffered() <= inner.low {
-            inner.writing_paused = false;
+        let buffered = inner.buffered();
+        if inner.flow.should_resume(buffered) {
             after.resume = true;
         }
         if inner.buffered() > 0 {
@@ -189,7 +181,7 @@ impl StreamTransport {
                 return;
             }
         }
-        if inner.closing && inner.conn_lost == 0 {
+        if inner.flow.closing && inner.conn_lost == 0 {
             inner.conn_lost += 1;
             after.lost = true;
         } else if inner.eof {
@@ -339,7 +331,7 @@ impl StreamTransport {
             }
             inner.buf.clear();
             inner.buf_off = 0;
-            inner.closing = true;
+            inner.flow.closing = true;
             inner.conn_lost += 1;
             inner.lp.clone_ref(py)
         };
@@ -564,7 +556,7 @@ impl StreamTransport {
         let (sock, _keep) = {
             let mut inner = slf.get().inner.lock();
             inner.io = None;
-            inner.closing = true;
+            inner.flow.closing = true;
             (
                 inner.sock.take(),
                 (
@@ -583,10 +575,10 @@ impl StreamTransport {
         let py = slf.py();
         let lp = {
             let mut inner = slf.get().inner.lock();
-            if inner.closing {
+            if inner.flow.closing {
                 return Ok(());
             }
-            inner.closing = true;
+            inner.flow.closing = true;
             if inner.buffered() > 0 {
                 // connection_lost waits until the buffer is flushed.
                 return Ok(());
@@ -706,8 +698,8 @@ impl StreamTransport {
                 }
             }
             inner.buf.extend_from_slice(&data[sent..]);
-            if !inner.writing_paused && inner.buffered() > inner.high {
-                inner.writing_paused = true;
+            let buffered = inner.buffered();
+            if inner.flow.should_pause(buffered) {
                 after.pause = true;
             }
         }
@@ -742,16 +734,11 @@ impl StreamTransport {
                 transport: Some(transport.clone().unbind()),
                 sock: Some(sock.clone().unbind()),
                 on_lost,
-                reading_started: false,
-                reading_paused: false,
-                closing: false,
+                flow: Flow::new(),
                 eof: false,
                 conn_lost: 0,
                 buf: Vec::new(),
                 buf_off: 0,
-                high: DEFAULT_HIGH,
-                low: DEFAULT_HIGH / 4,
-                writing_paused: false,
             }),
             slot,
         })
@@ -780,11 +767,11 @@ impl StreamTransport {
 
     fn _start_reading(&self) {
         let inner = &mut *self.inner.lock();
-        if inner.io.is_none() || inner.closing {
+        if inner.io.is_none() || inner.flow.closing {
             return;
         }
-        inner.reading_started = true;
-        if !inner.reading_paused {
+        inner.flow.reading_started = true;
+        if !inner.flow.reading_paused {
             self.slot.recheck(inner.lp.get());
         }
     }
@@ -820,7 +807,7 @@ impl StreamTransport {
     /// Closes the write side after the buffer is flushed.
     fn write_eof(&self) {
         let mut inner = self.inner.lock();
-        if inner.closing || inner.eof {
+        if inner.flow.closing || inner.eof {
             return;
         }
         inner.eof = true;
@@ -864,7 +851,7 @@ impl StreamTransport {
         future: Py<PyAny>,
     ) -> PyResult<()> {
         let mut inner = self.inner.lock();
-        if inner.io.is_none() || inner.closing {
+        if inner.io.is_none() || inner.flow.closing {
             return Err(PyRuntimeError::new_err("transport is closing"));
         }
         if inner.sendfile.is_some() {
@@ -883,26 +870,18 @@ impl StreamTransport {
 
     /// Whether the transport is closing or closed.
     fn is_closing(&self) -> bool {
-        self.inner.lock().closing
+        self.inner.lock().flow.closing
     }
 
     /// Stops calling `data_received` until `resume_reading()`.
     fn pause_reading(&self) {
-        let mut inner = self.inner.lock();
-        if inner.closing || inner.reading_paused {
-            return;
-        }
-        inner.reading_paused = true;
+        self.inner.lock().flow.pause_reading();
     }
 
     /// Resumes calling `data_received`.
     fn resume_reading(&self) {
         let mut inner = self.inner.lock();
-        if inner.closing || !inner.reading_paused {
-            return;
-        }
-        inner.reading_paused = false;
-        if inner.reading_started {
+        if inner.flow.resume_reading() {
             self.slot.recheck(inner.lp.get());
         }
     }
@@ -910,7 +889,7 @@ impl StreamTransport {
     /// Whether the transport is receiving.
     fn is_reading(&self) -> bool {
         let inner = self.inner.lock();
-        !inner.closing && !inner.reading_paused && inner.io.is_some()
+        inner.flow.is_reading() && inner.io.is_some()
     }
 
     /// Sets the write buffer's high- and low-water marks (asyncio's defaults apply).
@@ -920,24 +899,12 @@ impl StreamTransport {
         high: Option<i64>,
         low: Option<i64>,
     ) -> PyResult<()> {
-        let (high, low) = match (high, low) {
-            (None, None) => (DEFAULT_HIGH as i64, DEFAULT_HIGH as i64 / 4),
-            (None, Some(l)) => (4 * l, l),
-            (Some(h), None) => (h, h / 4),
-            (Some(h), Some(l)) => (h, l),
-        };
-        if !(high >= low && low >= 0) {
-            return Err(PyValueError::new_err(format!(
-                "high ({high}) must be >= low ({low}) must be >= 0"
-            )));
-        }
         let mut after = After::default();
         {
             let mut inner = slf.get().inner.lock();
-            inner.high = high as usize;
-            inner.low = low as usize;
-            if !inner.writing_paused && inner.buffered() > inner.high {
-                inner.writing_paused = true;
+            inner.flow.set_limits(high, low)?;
+            let buffered = inner.buffered();
+            if inner.flow.should_pause(buffered) {
                 after.pause = true;
             }
         }
@@ -947,7 +914,7 @@ impl StreamTransport {
     /// `(low, high)` water marks.
     fn get_write_buffer_limits(&self) -> (usize, usize) {
         let inner = self.inner.lock();
-        (inner.low, inner.high)
+        inner.flow.limits()
     }
 
     /// Bytes waiting in the write buffer.
@@ -978,6 +945,12 @@ impl StreamTransport {
     #[getter]
     fn fd(&self) -> RawFd {
         self.slot.fd
+    }
+
+    /// Whether the protocol is paused for writing (asyncio's `_protocol_paused`).
+    #[getter]
+    fn _writing_paused(&self) -> bool {
+        self.inner.lock().flow.writing_paused()
     }
 
     /// Whether `connection_lost` has been scheduled or run.
