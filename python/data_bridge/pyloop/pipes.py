@@ -62,7 +62,12 @@ class _PipeEnd:
                 logger.debug("%r: %s", self, message, exc_info=True)
         else:
             self._loop.call_exception_handler(
-                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
             )
         self._close(exc)
 
