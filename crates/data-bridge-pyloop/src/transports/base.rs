@@ -144,6 +144,18 @@ pub(crate) fn schedule_start(
     Ok(())
 }
 
+/// Schedules `core._call_connection_lost(exc)` for the next tick.
+pub(crate) fn schedule_lost(
+    lp: &LoopCore,
+    core: &Bound<'_, PyAny>,
+    exc: Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let py = core.py();
+    let cb = core.getattr("_call_connection_lost")?.unbind();
+    lp.schedule(py, cb, PyTuple::new(py, [exc])?.unbind(), None)?;
+    Ok(())
+}
+
 /// Calls the loop's exception handler with the transport and its protocol.
 pub(crate) fn report(
     py: Python<'_>,

@@ -23,7 +23,7 @@ use crate::core::LoopCore;
 use crate::errors::os_error;
 use crate::io::Source;
 use crate::transports::base::{
-    finish_lost, is_fatal, report, retry, schedule_start, Fd, Flow, Slot,
+    finish_lost, is_fatal, report, retry, schedule_lost, schedule_start, Fd, Flow, Slot,
 };
 
 /// Datagrams received per readiness report before giving other sources a turn.
@@ -222,10 +222,7 @@ impl DatagramTransport {
             inner.conn_lost += 1;
             inner.lp.clone_ref(py)
         };
-        let cb = slf.getattr("_call_connection_lost")?.unbind();
-        lp.get()
-            .schedule(py, cb, PyTuple::new(py, [exc])?.unbind(), None)?;
-        Ok(())
+        schedule_lost(lp.get(), slf.as_any(), exc)
     }
 
     /// Receives one datagram if the socket has one.
@@ -644,10 +641,7 @@ impl DatagramTransport {
             inner.conn_lost += 1;
             inner.lp.clone_ref(py)
         };
-        let cb = slf.getattr("_call_connection_lost")?.unbind();
-        lp.get()
-            .schedule(py, cb, PyTuple::new(py, [py.None()])?.unbind(), None)?;
-        Ok(())
+        schedule_lost(lp.get(), slf.as_any(), py.None().into_bound(py))
     }
 
     /// Closes at once, dropping queued datagrams.

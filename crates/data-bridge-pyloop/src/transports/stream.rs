@@ -30,7 +30,7 @@ use crate::core::LoopCore;
 use crate::errors::os_error;
 use crate::io::Source;
 use crate::transports::base::{
-    finish_lost, is_fatal, report, retry, schedule_start, Fd, Flow, Slot,
+    finish_lost, is_fatal, report, retry, schedule_lost, schedule_start, Fd, Flow, Slot,
 };
 
 /// asyncio's read size for socket transports.
@@ -335,10 +335,7 @@ impl StreamTransport {
             inner.conn_lost += 1;
             inner.lp.clone_ref(py)
         };
-        let cb = slf.getattr("_call_connection_lost")?.unbind();
-        let args = PyTuple::new(py, [exc])?.unbind();
-        lp.get().schedule(py, cb, args, None)?;
-        Ok(())
+        schedule_lost(lp.get(), slf.as_any(), exc)
     }
 
     /// Drops the reactor registration; must happen before the socket is closed.
@@ -586,10 +583,7 @@ impl StreamTransport {
             inner.conn_lost += 1;
             inner.lp.clone_ref(py)
         };
-        let cb = slf.getattr("_call_connection_lost")?.unbind();
-        let args = PyTuple::new(py, [py.None()])?.unbind();
-        lp.get().schedule(py, cb, args, None)?;
-        Ok(())
+        schedule_lost(lp.get(), slf.as_any(), py.None().into_bound(py))
     }
 
     fn call_connection_lost(slf: &Bound<'_, Self>, exc: Py<PyAny>) -> PyResult<()> {
