@@ -115,10 +115,14 @@ class EchoDatagram(asyncio.DatagramProtocol):
 
 
 async def streams_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass  # the load client resets its connections when the run ends
+    finally:
+        writer.close()
 
 
 async def serve(kind: str, port_file: str) -> None:
