@@ -1,59 +1,59 @@
 """The example app that `make run` serves on http://127.0.0.1:8000.
 
-A minimal HTTP/1.1 JSON service written with plain asyncio streams and run on PyLoop:
-every request gets `{"message": "Hello, World!"}` (or a 404 JSON body off `/`).
+Try:
+    curl localhost:8000/                    # async def handler on PyLoop
+    curl localhost:8000/version             # constant, served from Rust
+    curl localhost:8000/health              # native liveness probe
+    curl localhost:8000/users/42            # typed path parameter (422 for /users/x)
+    curl localhost:8000/reports/7           # def handler, run off the loop thread
+    curl -X POST localhost:8000/items -d '{"name": "pen", "price": 1.5}'
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 
-import data_bridge.pyloop
+from pydantic import BaseModel
 
-HOST = os.environ.get("HOST", "127.0.0.1")
-PORT = int(os.environ.get("PORT", "8000"))
+import data_bridge
+from data_bridge import App, HTTPException
 
-
-def response(status: str, body: dict[str, str]) -> bytes:
-    payload = json.dumps(body).encode()
-    head = (
-        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(payload)}\r\n\r\n"
-    )
-    return head.encode() + payload
+app = App()
+app.constant("/version", {"name": "data-bridge", "version": data_bridge.__version__})
 
 
-async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            parts = request_line.split(" ")
-            if len(parts) != 3:
-                writer.write(response("400 Bad Request", {"detail": "Bad Request"}))
-                break
-            path = parts[1]
-            if path == "/":
-                writer.write(response("200 OK", {"message": "Hello, World!"}))
-            else:
-                writer.write(response("404 Not Found", {"detail": "Not Found"}))
-            await writer.drain()
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+class Item(BaseModel):
+    name: str
+    price: float
+    tags: list[str] = []
 
 
-async def main() -> None:
-    server = await asyncio.start_server(handle, HOST, PORT)
-    print(f"data-bridge example serving on http://{HOST}:{PORT} (PyLoop)", flush=True)
-    async with server:
-        await server.serve_forever()
+@app.get("/")
+async def hello() -> dict[str, str]:
+    return {"message": "Hello, World!"}
+
+
+@app.get("/users/{user_id}")
+async def get_user(user_id: int) -> dict[str, int | str]:
+    if user_id <= 0:
+        raise HTTPException(404, "User not found")
+    await asyncio.sleep(0)
+    return {"user_id": user_id, "name": f"user-{user_id}"}
+
+
+@app.get("/reports/{report_id}")
+def build_report(report_id: int) -> dict[str, int]:
+    # A blocking handler: runs in a worker thread, never on the event loop.
+    return {"report_id": report_id, "total": sum(range(report_id * 1000))}
+
+
+@app.post("/items", status_code=201)
+async def create_item(item: Item) -> Item:
+    return item
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        data_bridge.pyloop.run(main())
+    data_bridge.serve(
+        app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8000"))
+    )

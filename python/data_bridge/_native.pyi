@@ -10,10 +10,14 @@ __all__ = [
     "DatagramTransport",
     "Handle",
     "LoopCore",
+    "RequestData",
+    "RouteTable",
+    "Server",
     "StreamTransport",
     "TimerHandle",
     "__version__",
     "configure_runtime",
+    "http_setup",
 ]
 __version__: str
 
@@ -167,3 +171,85 @@ class DatagramTransport:
     def is_reading(self) -> bool: ...
     def set_protocol(self, protocol: Any) -> None: ...
     def get_protocol(self) -> Any: ...
+
+def http_setup(
+    to_json: Callable[[Any], bytes],
+    response_cls: type,
+    http_exception: type,
+    report: Callable[[BaseException], str],
+) -> None:
+    """Registers the Python objects the HTTP server calls (once, at import)."""
+
+@final
+class RouteTable:
+    """Routes being declared for a server."""
+
+    def __new__(cls) -> RouteTable: ...
+    def add_python(
+        self,
+        methods: list[str],
+        path: str,
+        func: Callable[..., Any],
+        *,
+        is_async: bool,
+        mode: str,
+        params: list[tuple[str, str, list[str] | None, Callable[[Any], Any] | None]],
+        timeout: float | None = None,
+        status_code: int = 200,
+    ) -> None: ...
+    def add_constant(
+        self,
+        methods: list[str],
+        path: str,
+        body: bytes,
+        *,
+        status_code: int = 200,
+        content_type: str = "application/json",
+    ) -> None: ...
+    def add_probe(self, path: str, kind: str) -> None: ...
+
+@final
+class Server:
+    """An HTTP server for one app."""
+
+    def __new__(
+        cls,
+        table: RouteTable,
+        *,
+        max_body_size: int = ...,
+        max_pending: int = 1024,
+        header_timeout: float = 30.0,
+        max_header_bytes: int = 65536,
+        debug: bool = False,
+    ) -> Server: ...
+    def start(
+        self,
+        lp: LoopCore,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        uds: str | None = None,
+        backlog: int = 2048,
+        reuse_port: bool = False,
+    ) -> Any: ...
+    def shutdown(self, grace: float) -> Any: ...
+
+@final
+class RequestData:
+    """The native request a handler's ``Request`` wraps."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query_string(self) -> str: ...
+    @property
+    def http_version(self) -> str: ...
+    @property
+    def client(self) -> tuple[str, int] | None: ...
+    @property
+    def server(self) -> tuple[str, int] | None: ...
+    def header_pairs(self) -> list[tuple[str, str]]: ...
+    def body_bytes(self) -> bytes: ...
+    def path_params(self) -> dict[str, Any]: ...

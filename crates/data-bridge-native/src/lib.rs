@@ -8,5 +8,6 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     data_bridge_pyloop::register(m)?;
+    data_bridge_api::register(m)?;
     Ok(())
 }

@@ -56,6 +56,9 @@ pub struct LoopCore {
     debug: AtomicBool,
     /// Registered sources whose readiness Tokio must be asked about every tick.
     pub(crate) io_sources: AtomicUsize,
+    /// Rust work living on the runtime that needs the loop to keep polling it
+    /// (a running HTTP server).
+    external_sources: AtomicUsize,
 }
 
 impl LoopCore {
@@ -72,6 +75,7 @@ impl LoopCore {
             running: AtomicBool::new(false),
             debug: AtomicBool::new(false),
             io_sources: AtomicUsize::new(0),
+            external_sources: AtomicUsize::new(0),
         }
     }
 
@@ -81,6 +85,24 @@ impl LoopCore {
         } else {
             Ok(())
         }
+    }
+
+    /// The loop's wake-up and cross-thread queue, for Rust code that hands work to it.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Tells the loop that Rust work on the runtime (a server's connections) needs
+    /// it to poll Tokio on every iteration; undo with [`LoopCore::release_external`].
+    pub fn hold_external(&self) {
+        self.external_sources.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Undoes one [`LoopCore::hold_external`].
+    pub fn release_external(&self) {
+        let _ = self
+            .external_sources
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// Whether debug mode is on.
@@ -175,7 +197,10 @@ impl LoopCore {
 
     /// One tick's wait: lets Tokio poll for I/O and timers with the GIL released.
     fn wait(&self, py: Python<'_>, timeout: Option<Duration>) {
-        if timeout == Some(Duration::ZERO) && self.io_sources.load(Ordering::Relaxed) == 0 {
+        if timeout == Some(Duration::ZERO)
+            && self.io_sources.load(Ordering::Relaxed) == 0
+            && self.external_sources.load(Ordering::Relaxed) == 0
+        {
             // Nothing is registered that Tokio could report as ready, so there is
             // nothing to poll; cross-thread work is checked after every tick anyway.
             return;

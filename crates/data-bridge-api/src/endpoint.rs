@@ -1,0 +1,79 @@
+//! What a route runs: a native handler answered in Rust without the GIL, or a Python
+//! handler run on PyLoop (`async def`) or in a worker thread (`def`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use pyo3::prelude::*;
+
+use crate::errors::Body;
+
+/// How a Python handler is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallMode {
+    /// `handler()`.
+    NoArgs,
+    /// `handler(*path_params)`, converted, in template order.
+    PathArgs,
+    /// `handler(request)`: the Python layer extracts everything else.
+    Request,
+}
+
+/// A Python handler and how to call it.
+pub struct PyEndpoint {
+    /// The callable.
+    pub func: Py<PyAny>,
+    /// `async def` (runs on PyLoop) or `def` (runs in a worker thread).
+    pub is_async: bool,
+    /// The calling convention.
+    pub mode: CallMode,
+    /// Python callables turning a parameter's text into its value (UUID, enums).
+    pub converters: Vec<(String, Py<PyAny>)>,
+    /// The route's timeout; past it the handler is cancelled and the client gets 504.
+    pub timeout: Option<Duration>,
+    /// The status of a successful response that is not a `Response` object.
+    pub status: StatusCode,
+}
+
+/// A response computed once at start-up and served from Rust.
+pub struct Constant {
+    status: StatusCode,
+    content_type: HeaderValue,
+    body: Bytes,
+}
+
+impl Constant {
+    /// A constant response.
+    pub fn new(status: StatusCode, content_type: HeaderValue, body: Bytes) -> Self {
+        Constant {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// The response (cloning `Bytes` only bumps a reference count).
+    pub fn respond(&self) -> Response<Body> {
+        let mut resp = Response::new(Full::new(self.body.clone()));
+        *resp.status_mut() = self.status;
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, self.content_type.clone());
+        resp
+    }
+}
+
+/// What a route runs.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// Liveness: `{"status": "ok"}`.
+    Health,
+    /// Readiness: `{"status": "ready"}`, or 503 while starting or draining.
+    Ready,
+    /// A precomputed response.
+    Constant(Arc<Constant>),
+    /// A Python handler.
+    Python(Arc<PyEndpoint>),
+}

@@ -1,0 +1,169 @@
+//! Every error the HTTP server answers with, each carrying its status code and JSON
+//! body in one place, and their mapping to Python exceptions for start-up errors.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::PyErr;
+
+/// The response body type of the server.
+pub type Body = Full<Bytes>;
+
+/// What can go wrong while serving or setting up a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No route matches the path (404).
+    #[error("Not Found")]
+    NotFound,
+    /// The path exists for other methods (405, with `Allow`).
+    #[error("Method Not Allowed")]
+    MethodNotAllowed {
+        /// The methods the path accepts, comma-separated.
+        allow: String,
+    },
+    /// The request is malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body exceeds the configured limit (413).
+    #[error("Request body too large")]
+    PayloadTooLarge,
+    /// A path parameter (or other input) failed validation (422). Holds the JSON
+    /// list that goes under `detail`.
+    #[error("validation failed")]
+    Validation(String),
+    /// The handler failed (500); the traceback is included only in debug mode.
+    #[error("Internal Server Error")]
+    Internal(Option<String>),
+    /// Too much Python work is queued (503, with `Retry-After`).
+    #[error("Service Unavailable")]
+    Overloaded,
+    /// The handler did not finish within its timeout (504).
+    #[error("Gateway Timeout")]
+    Timeout,
+    /// A route definition conflicts with another (raised at start-up).
+    #[error("{0}")]
+    RouteConflict(String),
+    /// Binding or configuring the listening socket failed (raised at start-up).
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
+    /// The server was used in a state that does not allow it.
+    #[error("{0}")]
+    State(&'static str),
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `{"detail": <detail>}` where `detail` is already JSON.
+pub fn detail_body(detail_json: &str) -> Bytes {
+    Bytes::from(format!("{{\"detail\":{detail_json}}}"))
+}
+
+/// A JSON response with `body`.
+pub fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+impl ApiError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_)
+            | ApiError::RouteConflict(_)
+            | ApiError::Bind(_)
+            | ApiError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The response a client gets: `{"detail": ...}` plus the headers the status needs.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let body = match &self {
+            ApiError::Validation(list) => detail_body(list),
+            ApiError::Internal(Some(tb)) => Bytes::from(format!(
+                "{{\"detail\":\"Internal Server Error\",\"traceback\":{}}}",
+                json_string(tb)
+            )),
+            ApiError::Internal(None) => detail_body("\"Internal Server Error\""),
+            other => detail_body(&json_string(&other.to_string())),
+        };
+        let mut resp = json_response(status, body);
+        match &self {
+            ApiError::MethodNotAllowed { allow } => {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    resp.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+            ApiError::Overloaded => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<ApiError> for PyErr {
+    fn from(err: ApiError) -> PyErr {
+        match err {
+            ApiError::Bind(e) => PyOSError::new_err((e.raw_os_error().unwrap_or(0), e.to_string())),
+            ApiError::RouteConflict(msg) => PyValueError::new_err(msg),
+            other => PyRuntimeError::new_err(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_json_escaped() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+        assert_eq!(json_string("\u{1}"), "\"\\u0001\"");
+    }
+
+    #[test]
+    fn errors_carry_status_and_headers() {
+        let resp = ApiError::MethodNotAllowed {
+            allow: "GET, HEAD".into(),
+        }
+        .into_response();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers()[header::ALLOW], "GET, HEAD");
+        let resp = ApiError::Overloaded.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(resp.headers().contains_key(header::RETRY_AFTER));
+        assert_eq!(ApiError::Timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+    }
+}

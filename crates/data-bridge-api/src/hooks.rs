@@ -1,0 +1,47 @@
+//! The Python objects the server calls while serving: the JSON encoder, the
+//! `Response` and `HTTPException` classes, and the error reporter. The Python package
+//! registers them once at import (`_native.http_setup`), so Rust never imports them.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+/// The registered Python objects.
+pub struct Hooks {
+    /// `pydantic_core.to_json`: Python value → JSON bytes.
+    pub to_json: Py<PyAny>,
+    /// `data_bridge.responses.Response`.
+    pub response_cls: Py<PyAny>,
+    /// `data_bridge.exceptions.HTTPException`.
+    pub http_exception: Py<PyAny>,
+    /// `report(exc) -> str`: logs a handler failure and returns its traceback text.
+    pub report: Py<PyAny>,
+}
+
+static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
+
+/// Registers the hooks (first registration wins).
+#[pyfunction]
+pub fn http_setup(
+    py: Python<'_>,
+    to_json: Py<PyAny>,
+    response_cls: Py<PyAny>,
+    http_exception: Py<PyAny>,
+    report: Py<PyAny>,
+) {
+    let _ = HOOKS.set(
+        py,
+        Hooks {
+            to_json,
+            response_cls,
+            http_exception,
+            report,
+        },
+    );
+}
+
+/// The hooks, if registered.
+pub fn get(py: Python<'_>) -> PyResult<&Hooks> {
+    HOOKS.get(py).ok_or_else(|| {
+        pyo3::exceptions::PyRuntimeError::new_err("data_bridge.http_setup() was not called")
+    })
+}

@@ -1,0 +1,31 @@
+//! The HTTP server of data-bridge: Hyper on PyLoop's process-wide Tokio runtime.
+//!
+//! A request is parsed by Hyper, routed by [`router::Router`] with its path parameters
+//! converted and validated in Rust, then either answered by a native endpoint (health,
+//! readiness, constants) without the GIL, or handed to a Python handler through
+//! [`dispatch::Dispatcher::spawn_python_handler`], whose response comes back as a Rust
+//! future.
+
+pub mod dispatch;
+pub mod endpoint;
+pub mod errors;
+pub mod hooks;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod routes;
+pub mod server;
+pub mod service;
+
+use pyo3::prelude::*;
+
+pub use crate::errors::ApiError;
+
+/// Adds the HTTP server's classes and functions to `module`.
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<routes::RouteTable>()?;
+    module.add_class::<server::Server>()?;
+    module.add_class::<request::PyRequest>()?;
+    module.add_function(wrap_pyfunction!(hooks::http_setup, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Turning what a Python handler returned (or raised) into an HTTP response. JSON is
+//! encoded by pydantic-core (in Rust), which handles datetimes, UUIDs, decimals, enums
+//! and models the way FastAPI's encoder does.
+
+use bytes::Bytes;
+use http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::errors::{ApiError, Body};
+use crate::hooks;
+
+/// A response made on the loop thread, sent back to the connection's task.
+pub struct Reply {
+    status: StatusCode,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Bytes,
+}
+
+fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    let hooks = hooks::get(py)?;
+    let out = hooks.to_json.bind(py).call1((obj,))?;
+    Ok(Bytes::copy_from_slice(out.cast::<PyBytes>()?.as_bytes()))
+}
+
+fn headers_from(raw: &Bound<'_, PyAny>) -> PyResult<Vec<(HeaderName, HeaderValue)>> {
+    let mut out = Vec::new();
+    if raw.is_none() {
+        return Ok(out);
+    }
+    let items = if let Ok(d) = raw.cast::<PyDict>() {
+        d.items().into_any()
+    } else {
+        raw.clone()
+    };
+    for item in items.try_iter()? {
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        let text = |o: &Bound<'_, PyAny>| -> PyResult<Vec<u8>> {
+            match o.cast::<PyBytes>() {
+                Ok(b) => Ok(b.as_bytes().to_vec()),
+                Err(_) => Ok(o.str()?.to_string().into_bytes()),
+            }
+        };
+        let name = HeaderName::from_bytes(&text(&k)?).map_err(|e| {
+            pyo3::exceptions::PyValueError::new_err(format!("bad header name: {e}"))
+        })?;
+        let value = HeaderValue::from_bytes(&text(&v)?).map_err(|e| {
+            pyo3::exceptions::PyValueError::new_err(format!("bad header value: {e}"))
+        })?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+impl Reply {
+    /// Converts a handler's return value: a `Response` as is, anything else as JSON.
+    pub fn from_value(
+        py: Python<'_>,
+        value: &Bound<'_, PyAny>,
+        status: StatusCode,
+    ) -> PyResult<Reply> {
+        let hooks = hooks::get(py)?;
+        if value.is_instance(hooks.response_cls.bind(py))? {
+            let code: u16 = value.getattr("status_code")?.extract()?;
+            let body = value.getattr("body")?;
+            let body = Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes());
+            return Ok(Reply {
+                status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                headers: headers_from(&value.getattr("raw_headers")?)?,
+                body,
+            });
+        }
+        Ok(Reply {
+            status,
+            headers: vec![(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body: json_bytes(py, value)?,
+        })
+    }
+
+    /// Converts an exception raised by a handler: `HTTPException` becomes its status,
+    /// detail and headers; anything else is logged and becomes a 500.
+    pub fn from_error(py: Python<'_>, err: PyErr, debug: bool) -> Result<Reply, ApiError> {
+        let hooks = hooks::get(py).map_err(|_| ApiError::Internal(None))?;
+        let value = err.value(py);
+        if value
+            .is_instance(hooks.http_exception.bind(py))
+            .unwrap_or(false)
+        {
+            let build = || -> PyResult<Reply> {
+                let code: u16 = value.getattr("status_code")?.extract()?;
+                let detail = value.getattr("detail")?;
+                let body = PyDict::new(py);
+                body.set_item("detail", detail)?;
+                let mut headers = headers_from(&value.getattr("headers")?)?;
+                headers.push((
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ));
+                Ok(Reply {
+                    status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    headers,
+                    body: json_bytes(py, body.as_any())?,
+                })
+            };
+            return build().map_err(|_| ApiError::Internal(None));
+        }
+        let traceback = hooks
+            .report
+            .bind(py)
+            .call1((value,))
+            .and_then(|t| t.extract::<String>())
+            .ok();
+        Err(ApiError::Internal(if debug { traceback } else { None }))
+    }
+
+    /// The HTTP response.
+    pub fn into_response(self) -> Response<Body> {
+        let mut resp = Response::new(Full::new(self.body));
+        *resp.status_mut() = self.status;
+        let headers = resp.headers_mut();
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
+        resp
+    }
+}

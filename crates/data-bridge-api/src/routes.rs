@@ -1,0 +1,160 @@
+//! `RouteTable`: how Python declares routes before the server starts. It checks every
+//! definition (conflicts, parameter types) at once, so a bad app fails at start-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use parking_lot::Mutex;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::endpoint::{CallMode, Constant, Endpoint, PyEndpoint};
+use crate::errors::ApiError;
+use crate::router::{ParamKind, Router};
+
+/// A path parameter as Python declares it: `(name, type, choices, converter)`.
+type ParamDecl = (String, String, Option<Vec<String>>, Option<Py<PyAny>>);
+
+/// Routes being declared (`data_bridge._native.RouteTable`).
+#[pyclass(module = "data_bridge._native", frozen)]
+pub struct RouteTable {
+    router: Mutex<Option<Router<Endpoint>>>,
+}
+
+impl RouteTable {
+    fn add(
+        &self,
+        methods: &[String],
+        path: &str,
+        params: &[(String, ParamKind)],
+        ep: Endpoint,
+    ) -> PyResult<()> {
+        let mut guard = self.router.lock();
+        let router = guard.as_mut().ok_or(ApiError::State(
+            "the route table was already used by a server",
+        ))?;
+        let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
+        let params: Vec<(&str, ParamKind)> = params
+            .iter()
+            .map(|(n, k)| (n.as_str(), k.clone()))
+            .collect();
+        router.add(&methods, path, &params, ep).map_err(Into::into)
+    }
+
+    /// Takes the routes out for a server.
+    pub fn take(&self) -> PyResult<RouteTable> {
+        let router = self.router.lock().take().ok_or(ApiError::State(
+            "the route table was already used by a server",
+        ))?;
+        Ok(RouteTable {
+            router: Mutex::new(Some(router)),
+        })
+    }
+
+    /// The router (for the server).
+    pub fn into_router(self) -> Router<Endpoint> {
+        self.router.into_inner().unwrap_or_default()
+    }
+}
+
+fn kind_of(kind: &str, choices: Option<Vec<String>>) -> PyResult<ParamKind> {
+    Ok(match kind {
+        "str" => ParamKind::Str,
+        "int" => ParamKind::Int,
+        "float" => ParamKind::Float,
+        "bool" => ParamKind::Bool,
+        "uuid" => ParamKind::Uuid,
+        "path" => ParamKind::Path,
+        "choice" => ParamKind::Choice(choices.unwrap_or_default()),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown parameter type {other:?}"
+            )))
+        }
+    })
+}
+
+#[pymethods]
+impl RouteTable {
+    #[new]
+    fn py_new() -> Self {
+        RouteTable {
+            router: Mutex::new(Some(Router::default())),
+        }
+    }
+
+    /// Adds a Python handler. `params` lists `(name, type, choices, converter)` for the
+    /// path parameters; `mode` is `"none"`, `"path"` or `"request"`.
+    #[pyo3(signature = (methods, path, func, *, is_async, mode, params, timeout=None, status_code=200))]
+    fn add_python(
+        &self,
+        methods: Vec<String>,
+        path: &str,
+        func: Py<PyAny>,
+        is_async: bool,
+        mode: &str,
+        params: Vec<ParamDecl>,
+        timeout: Option<f64>,
+        status_code: u16,
+    ) -> PyResult<()> {
+        let mode = match mode {
+            "none" => CallMode::NoArgs,
+            "path" => CallMode::PathArgs,
+            "request" => CallMode::Request,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown call mode {other:?}"
+                )))
+            }
+        };
+        let mut kinds = Vec::with_capacity(params.len());
+        let mut converters = Vec::new();
+        for (name, kind, choices, converter) in params {
+            kinds.push((name.clone(), kind_of(&kind, choices)?));
+            if let Some(conv) = converter {
+                converters.push((name, conv));
+            }
+        }
+        let status = StatusCode::from_u16(status_code)
+            .map_err(|_| PyValueError::new_err(format!("bad status code {status_code}")))?;
+        let ep = PyEndpoint {
+            func,
+            is_async,
+            mode,
+            converters,
+            timeout: timeout.filter(|t| *t > 0.0).map(Duration::from_secs_f64),
+            status,
+        };
+        self.add(&methods, path, &kinds, Endpoint::Python(Arc::new(ep)))
+    }
+
+    /// Adds a response computed now and served from Rust on every request.
+    #[pyo3(signature = (methods, path, body, *, status_code=200, content_type="application/json"))]
+    fn add_constant(
+        &self,
+        methods: Vec<String>,
+        path: &str,
+        body: Vec<u8>,
+        status_code: u16,
+        content_type: &str,
+    ) -> PyResult<()> {
+        let status = StatusCode::from_u16(status_code)
+            .map_err(|_| PyValueError::new_err(format!("bad status code {status_code}")))?;
+        let content_type = HeaderValue::from_str(content_type)
+            .map_err(|_| PyValueError::new_err(format!("bad content type {content_type:?}")))?;
+        let constant = Constant::new(status, content_type, Bytes::from(body));
+        self.add(&methods, path, &[], Endpoint::Constant(Arc::new(constant)))
+    }
+
+    /// Adds the native liveness (`kind="health"`) or readiness (`kind="ready"`) check.
+    fn add_probe(&self, path: &str, kind: &str) -> PyResult<()> {
+        let ep = match kind {
+            "health" => Endpoint::Health,
+            "ready" => Endpoint::Ready,
+            other => return Err(PyValueError::new_err(format!("unknown probe {other:?}"))),
+        };
+        self.add(&["GET".to_owned()], path, &[], ep)
+    }
+}

@@ -1,0 +1,309 @@
+//! The server: binds TCP or Unix listeners, accepts on PyLoop's Tokio runtime, serves
+//! HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) on the same port with Hyper, and
+//! drains gracefully on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use data_bridge_pyloop::wake::Remote;
+use data_bridge_pyloop::{runtime, LoopCore};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use socket2::{Domain, Socket, Type};
+use tokio::sync::Notify;
+
+use crate::dispatch::Dispatcher;
+use crate::errors::ApiError;
+use crate::routes::RouteTable;
+use crate::service::{handle, AppState, Limits};
+
+/// What `Server.start()` bound.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+struct Running {
+    stop: Arc<Notify>,
+    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
+    done: Arc<Notify>,
+    lp: Py<LoopCore>,
+}
+
+/// An HTTP server for one app (`data_bridge._native.Server`).
+#[pyclass(module = "data_bridge._native", frozen)]
+pub struct Server {
+    table: Mutex<Option<RouteTable>>,
+    limits: Limits,
+    max_pending: usize,
+    debug: bool,
+    ready: Arc<AtomicBool>,
+    running: Mutex<Option<Running>>,
+}
+
+fn bind_tcp(
+    host: &str,
+    port: u16,
+    backlog: i32,
+    reuse_port: bool,
+) -> Result<std::net::TcpListener, ApiError> {
+    let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address for host")
+        })?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+fn bind_unix(path: &str, backlog: i32) -> Result<std::os::unix::net::UnixListener, ApiError> {
+    let _ = std::fs::remove_file(path);
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&socket2::SockAddr::unix(path)?)?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+async fn accept_loop(
+    listener: Listener,
+    state: Arc<AppState>,
+    stop: Arc<Notify>,
+    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
+    done: Arc<Notify>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.limits.header_timeout)
+        .max_buf_size(state.limits.max_header_bytes.max(8192));
+    let builder = Arc::new(builder);
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.notified() => break,
+            r = accept(&listener) => r,
+        };
+        let (io, peer, local) = match accepted {
+            Ok(v) => v,
+            // Out of descriptors and the like: wait a little instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        let builder = builder.clone();
+        let watcher = graceful.lock().as_ref().map(|g| g.watcher());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer, local).await) }
+            });
+            match io {
+                Conn::Tcp(stream) => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    match watcher {
+                        Some(w) => {
+                            let _ = w.watch(conn.into_owned()).await;
+                        }
+                        None => {
+                            let _ = conn.await;
+                        }
+                    }
+                }
+                Conn::Unix(stream) => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    match watcher {
+                        Some(w) => {
+                            let _ = w.watch(conn.into_owned()).await;
+                        }
+                        None => {
+                            let _ = conn.await;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    done.notify_one();
+}
+
+enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(
+    listener: &Listener,
+) -> std::io::Result<(Conn, Option<SocketAddr>, Option<SocketAddr>)> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (stream, peer) = l.accept().await?;
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().ok();
+            Ok((Conn::Tcp(stream), Some(peer), local))
+        }
+        Listener::Unix(l) => {
+            let (stream, _) = l.accept().await?;
+            Ok((Conn::Unix(stream), None, None))
+        }
+    }
+}
+
+#[pymethods]
+impl Server {
+    /// A server for the routes in `table`.
+    #[new]
+    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, header_timeout=30.0, max_header_bytes=65536, debug=false))]
+    fn py_new(
+        table: &RouteTable,
+        max_body_size: usize,
+        max_pending: usize,
+        header_timeout: f64,
+        max_header_bytes: usize,
+        debug: bool,
+    ) -> PyResult<Self> {
+        Ok(Server {
+            table: Mutex::new(Some(table.take()?)),
+            limits: Limits {
+                max_body_size,
+                header_timeout: Duration::from_secs_f64(header_timeout.max(0.001)),
+                max_header_bytes,
+            },
+            max_pending,
+            debug,
+            ready: Arc::new(AtomicBool::new(false)),
+            running: Mutex::new(None),
+        })
+    }
+
+    /// Binds (TCP on `host:port`, or the Unix socket `uds`) and starts accepting on the
+    /// runtime that `lp` drives. Returns the bound address (`(host, port)` or the path).
+    #[pyo3(signature = (lp, host="127.0.0.1", port=8000, *, uds=None, backlog=2048, reuse_port=false))]
+    fn start(
+        &self,
+        py: Python<'_>,
+        lp: &Bound<'_, LoopCore>,
+        host: &str,
+        port: u16,
+        uds: Option<&str>,
+        backlog: i32,
+        reuse_port: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let table = self
+            .table
+            .lock()
+            .take()
+            .ok_or(ApiError::State("the server was already started"))?;
+        let dispatcher = Dispatcher::new(
+            lp.get().shared(),
+            lp.clone().into_any().unbind(),
+            self.max_pending,
+            self.debug,
+        );
+        let state = Arc::new(AppState {
+            router: table.into_router(),
+            dispatcher,
+            limits: self.limits.clone(),
+            ready: self.ready.clone(),
+        });
+        let _guard = runtime::get().enter();
+        let (listener, bound): (Listener, Py<PyAny>) = match uds {
+            Some(path) => {
+                let std_listener = bind_unix(path, backlog)?;
+                let l = tokio::net::UnixListener::from_std(std_listener).map_err(ApiError::Bind)?;
+                (
+                    Listener::Unix(l),
+                    path.into_pyobject(py)?.into_any().unbind(),
+                )
+            }
+            None => {
+                let std_listener = bind_tcp(host, port, backlog, reuse_port)?;
+                let local = std_listener.local_addr().map_err(ApiError::Bind)?;
+                let l = tokio::net::TcpListener::from_std(std_listener).map_err(ApiError::Bind)?;
+                (
+                    Listener::Tcp(l),
+                    (local.ip().to_string(), local.port())
+                        .into_pyobject(py)?
+                        .into_any()
+                        .unbind(),
+                )
+            }
+        };
+        let stop = Arc::new(Notify::new());
+        let done = Arc::new(Notify::new());
+        let graceful = Arc::new(Mutex::new(Some(GracefulShutdown::new())));
+        lp.get().hold_external();
+        runtime::get().spawn(accept_loop(
+            listener,
+            state,
+            stop.clone(),
+            graceful.clone(),
+            done.clone(),
+        ));
+        self.ready.store(true, Ordering::Release);
+        *self.running.lock() = Some(Running {
+            stop,
+            graceful,
+            done,
+            lp: lp.clone().unbind(),
+        });
+        Ok(bound)
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to `grace` seconds, then
+    /// closes the remaining connections. Returns an asyncio future resolved when done.
+    fn shutdown(&self, py: Python<'_>, grace: f64) -> PyResult<Py<PyAny>> {
+        let running = self
+            .running
+            .lock()
+            .take()
+            .ok_or(ApiError::State("the server is not running"))?;
+        self.ready.store(false, Ordering::Release);
+        let lp = running.lp.bind(py);
+        let future = lp.call_method0("create_future")?.unbind();
+        let shared = lp.get().shared();
+        let lp_ref = running.lp.clone_ref(py);
+        let fut_ref = future.clone_ref(py);
+        let grace = Duration::from_secs_f64(grace.max(0.0));
+        let graceful = running.graceful.lock().take();
+        running.stop.notify_one();
+        let done = running.done.clone();
+        let lp_for_task = Arc::new(lp_ref);
+        let fut_for_task = Arc::new(fut_ref);
+        runtime::get().spawn(async move {
+            done.notified().await;
+            if let Some(g) = graceful {
+                let _ = tokio::time::timeout(grace, g.shutdown()).await;
+            }
+            shared.push_remote(Remote::Call(Box::new(move |py| {
+                lp_for_task.get().release_external();
+                let fut = fut_for_task.bind(py);
+                if !fut
+                    .call_method0("done")
+                    .and_then(|d| d.is_truthy())
+                    .unwrap_or(true)
+                {
+                    let _ = fut.call_method1("set_result", (py.None(),));
+                }
+            })));
+        });
+        Ok(future)
+    }
+}

@@ -1,0 +1,119 @@
+//! One request's way through the server: route in Rust, answer native routes at once,
+//! read the body within its limit, hand Python routes to the dispatcher, and turn every
+//! failure into its status code with a JSON body.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::dispatch::Dispatcher;
+use crate::endpoint::Endpoint;
+use crate::errors::{json_response, ApiError, Body};
+use crate::request::RequestData;
+use crate::router::Router;
+
+/// Request limits.
+#[derive(Clone)]
+pub struct Limits {
+    /// Largest accepted body (413 beyond).
+    pub max_body_size: usize,
+    /// How long a client may take to send the request head.
+    pub header_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+}
+
+/// Everything a connection needs to serve requests.
+pub struct AppState {
+    /// The routes.
+    pub router: Router<Endpoint>,
+    /// Python handlers' entry point.
+    pub dispatcher: Dispatcher,
+    /// Request limits.
+    pub limits: Limits,
+    /// Whether `/ready` answers 200.
+    pub ready: Arc<AtomicBool>,
+}
+
+fn status_json(status: StatusCode, body: &'static str) -> Response<Body> {
+    json_response(status, Bytes::from_static(body.as_bytes()))
+}
+
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}
+
+/// Serves one request.
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    client: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let found = match state.router.find(&parts.method, parts.uri.path()) {
+        Ok(found) => found,
+        Err(ApiError::MethodNotAllowed { allow }) if parts.method == Method::OPTIONS => {
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+            return resp;
+        }
+        Err(e) => return e.into_response(),
+    };
+    let endpoint = match found.endpoint {
+        Endpoint::Health => return status_json(StatusCode::OK, "{\"status\":\"ok\"}"),
+        Endpoint::Ready => {
+            return if state.ready.load(Ordering::Acquire) {
+                status_json(StatusCode::OK, "{\"status\":\"ready\"}")
+            } else {
+                status_json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "{\"status\":\"unavailable\"}",
+                )
+            }
+        }
+        Endpoint::Constant(c) => return c.respond(),
+        Endpoint::Python(ep) => ep.clone(),
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > state.limits.max_body_size) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    let body = match read_body(body, state.limits.max_body_size).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let data = RequestData {
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+        body,
+        client,
+        server,
+        params: found.params,
+    };
+    match state.dispatcher.spawn_python_handler(endpoint, data).await {
+        Ok(reply) => reply.into_response(),
+        Err(e) => e.into_response(),
+    }
+}

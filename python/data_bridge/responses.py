@@ -1,0 +1,110 @@
+"""Response classes a handler may return instead of a plain value."""
+
+from __future__ import annotations
+
+import http.cookies
+from typing import Any
+
+import pydantic_core
+
+__all__ = [
+    "HTMLResponse",
+    "JSONResponse",
+    "PlainTextResponse",
+    "RedirectResponse",
+    "Response",
+]
+
+
+class Response:
+    """A complete response: status, headers and a body of bytes."""
+
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.body = self.render(content)
+        self.raw_headers: list[tuple[bytes, bytes]] = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
+        ]
+        if self.media_type is not None and not any(
+            k == b"content-type" for k, _ in self.raw_headers
+        ):
+            content_type = self.media_type
+            if content_type.startswith("text/") and "charset=" not in content_type:
+                content_type += f"; charset={self.charset}"
+            self.raw_headers.append((b"content-type", content_type.encode("latin-1")))
+
+    def render(self, content: Any) -> bytes:
+        if content is None:
+            return b""
+        if isinstance(content, (bytes, memoryview)):
+            return bytes(content)
+        return str(content).encode(self.charset)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: str | None = "lax",
+    ) -> None:
+        cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+        cookie[key] = value
+        morsel = cookie[key]
+        if max_age is not None:
+            morsel["max-age"] = max_age
+        morsel["path"] = path
+        if domain is not None:
+            morsel["domain"] = domain
+        if secure:
+            morsel["secure"] = True
+        if httponly:
+            morsel["httponly"] = True
+        if samesite is not None:
+            morsel["samesite"] = samesite
+        self.raw_headers.append((b"set-cookie", morsel.OutputString().encode("latin-1")))
+
+
+class JSONResponse(Response):
+    """JSON-encodes ``content`` with pydantic-core (datetimes, UUIDs, models...)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return pydantic_core.to_json(content)
+
+
+class PlainTextResponse(Response):
+    media_type = "text/plain"
+
+
+class HTMLResponse(Response):
+    media_type = "text/html"
+
+
+class RedirectResponse(Response):
+    """Redirects to ``url`` (307 by default, as Starlette)."""
+
+    def __init__(
+        self, url: str, status_code: int = 307, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(b"", status_code, headers)
+        self.raw_headers.append((b"location", url.encode("latin-1")))

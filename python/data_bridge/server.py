@@ -1,0 +1,113 @@
+"""``serve(app)``: run an app on the data-bridge server in this process.
+
+One call starts PyLoop on the calling thread, binds, logs the address and serves until
+SIGINT or SIGTERM; then it stops accepting, lets in-flight requests finish within the
+grace period, runs the shutdown hooks and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import traceback
+from typing import Any
+
+import pydantic_core
+
+from data_bridge import _native
+from data_bridge.app import App
+from data_bridge.exceptions import HTTPException
+from data_bridge.pyloop import new_event_loop
+from data_bridge.responses import Response
+
+__all__ = ["serve", "start"]
+
+logger = logging.getLogger("data_bridge")
+
+
+def _report(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    logger.error("Exception in handler\n%s", text.rstrip())
+    return text
+
+
+_native.http_setup(pydantic_core.to_json, Response, HTTPException, _report)
+
+
+async def _run_hooks(hooks: list[Any]) -> None:
+    for hook in hooks:
+        result = hook()
+        if inspect.isawaitable(result):
+            await result
+
+
+async def start(
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    uds: str | None = None,
+    backlog: int = 2048,
+    reuse_port: bool = False,
+    max_body_size: int = 16 * 1024 * 1024,
+    max_pending: int = 1024,
+) -> tuple[_native.Server, Any]:
+    """Starts serving ``app`` on the running PyLoop loop; returns the server and the
+    bound address. The caller stops it with ``await server.shutdown(grace)``."""
+    loop = asyncio.get_running_loop()
+    server = _native.Server(
+        app.route_table(),
+        max_body_size=max_body_size,
+        max_pending=max_pending,
+        debug=app.debug,
+    )
+    await _run_hooks(app._startup)
+    bound = server.start(loop, host, port, uds=uds, backlog=backlog, reuse_port=reuse_port)
+    return server, bound
+
+
+def serve(
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    uds: str | None = None,
+    backlog: int = 2048,
+    reuse_port: bool = False,
+    graceful_timeout: float = 30.0,
+    max_body_size: int = 16 * 1024 * 1024,
+    max_pending: int = 1024,
+) -> None:
+    """Serves ``app`` until SIGINT or SIGTERM, then drains and returns."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stopping: asyncio.Future[None] = loop.create_future()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: stopping.done() or stopping.set_result(None))
+        server, bound = await start(
+            app,
+            host,
+            port,
+            uds=uds,
+            backlog=backlog,
+            reuse_port=reuse_port,
+            max_body_size=max_body_size,
+            max_pending=max_pending,
+        )
+        where = bound if isinstance(bound, str) else f"http://{bound[0]}:{bound[1]}"
+        logger.info("data-bridge serving on %s", where)
+        print(f"data-bridge serving on {where}", flush=True)
+        await stopping
+        logger.info("data-bridge shutting down")
+        await server.shutdown(graceful_timeout)
+        await _run_hooks(app._shutdown)
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(main())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
