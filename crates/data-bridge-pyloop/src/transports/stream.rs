@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
@@ -35,6 +36,8 @@ use crate::transports::base::{
 
 /// asyncio's read size for socket transports.
 const READ_SIZE: usize = 256 * 1024;
+/// Reads at least this large go straight into the `bytes` object handed to Python.
+const LARGE_READ: usize = 16 * 1024;
 /// asyncio's default high-water mark for the write buffer.
 /// Writes after the connection is lost are counted and, past this many, logged.
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
@@ -93,6 +96,8 @@ impl Inner {
 pub struct StreamTransport {
     inner: Mutex<Inner>,
     slot: Slot,
+    /// The last read was large: size the next one with FIONREAD and skip a copy.
+    large_reads: AtomicBool,
 }
 
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -374,11 +379,17 @@ impl StreamTransport {
         };
         match reader {
             Reader::Plain(data_received) => {
-                let outcome = READ_BUF.with(|cell| {
-                    let mut buf = cell.borrow_mut();
-                    let res = this.recv_into(&mut buf[..]);
-                    res.map(|n| n.map(|n| (n, PyBytes::new(py, &buf[..n]))))
-                });
+                let outcome = match this.pending_large() {
+                    Some((want, drained)) => this.recv_large(py, want, drained),
+                    None => READ_BUF.with(|cell| {
+                        let mut buf = cell.borrow_mut();
+                        let res = this.recv_into(&mut buf[..], false);
+                        if let Ok(Some(n)) = res {
+                            this.large_reads.store(n >= LARGE_READ, Ordering::Relaxed);
+                        }
+                        res.map(|n| n.map(|n| (n, PyBytes::new(py, &buf[..n]))))
+                    }),
+                };
                 match outcome {
                     Ok(None) => Ok(()),
                     Ok(Some((0, _))) => StreamTransport::on_eof(slf),
@@ -431,7 +442,7 @@ impl StreamTransport {
                 let slice = unsafe {
                     std::slice::from_raw_parts_mut(buf.buf_ptr().cast::<u8>(), buf.item_count())
                 };
-                let res = this.recv_into(slice);
+                let res = this.recv_into(slice, false);
                 drop(buf);
                 match res {
                     Ok(None) => Ok(()),
@@ -455,8 +466,51 @@ impl StreamTransport {
         }
     }
 
+    /// While the peer sends large messages: how much is waiting, if it is large enough
+    /// to read straight into a `bytes` object (skipping the copy from the read buffer).
+    fn pending_large(&self) -> Option<(usize, bool)> {
+        if !self.large_reads.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut avail: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int to `avail`.
+        let rc = unsafe { libc::ioctl(self.slot.fd, libc::FIONREAD, &mut avail) };
+        let avail = usize::try_from(avail).unwrap_or(0);
+        if rc < 0 || avail < LARGE_READ {
+            self.large_reads.store(false, Ordering::Relaxed);
+            return None;
+        }
+        Some((avail.min(READ_SIZE), avail <= READ_SIZE))
+    }
+
+    /// Reads `want` bytes directly into a new `bytes` object; `drained` says that is
+    /// everything queued.
+    fn recv_large<'py>(
+        &self,
+        py: Python<'py>,
+        want: usize,
+        drained: bool,
+    ) -> std::io::Result<Option<(usize, Bound<'py, PyBytes>)>> {
+        let mut got = Ok(None);
+        let bytes = PyBytes::new_with(py, want, |buf| {
+            got = self.recv_into(buf, drained);
+            Ok(())
+        });
+        let Ok(bytes) = bytes else {
+            return Err(std::io::Error::from(std::io::ErrorKind::OutOfMemory));
+        };
+        match got? {
+            Some(n) if n == want => Ok(Some((n, bytes))),
+            // Fewer bytes than FIONREAD promised (the peer reset meanwhile): copy them.
+            Some(n) => Ok(Some((n, PyBytes::new(py, &bytes.as_bytes()[..n])))),
+            None => Ok(None),
+        }
+    }
+
     /// One `recv` if Tokio says the socket is readable: `Ok(None)` when it is not.
-    fn recv_into(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    /// `drained` says a full buffer still empties the socket (the caller sized it with
+    /// FIONREAD), so readiness is cleared without another `recv`.
+    fn recv_into(&self, buf: &mut [u8], drained: bool) -> std::io::Result<Option<usize>> {
         let inner = self.inner.lock();
         let Some(io) = inner.io.as_ref() else {
             return Ok(None);
@@ -470,7 +524,7 @@ impl StreamTransport {
         let len = buf.len();
         match guard.try_io(|fd| sys_recv(fd.get_ref().0, buf)) {
             Ok(Ok(n)) => {
-                if n > 0 && n < len {
+                if n > 0 && (n < len || drained) {
                     guard.clear_ready();
                 }
                 Ok(Some(n))
@@ -735,6 +789,7 @@ impl StreamTransport {
                 buf_off: 0,
             }),
             slot,
+            large_reads: AtomicBool::new(false),
         })
     }
 
