@@ -58,15 +58,16 @@ def _enum_converter(cls: type[enum.Enum]) -> Callable[[Any], Any]:
     return by_text.__getitem__
 
 
-def _validation_error(errors: list[Any], location: str) -> HTTPException:
-    detail = []
+def _located(errors: list[Any], *prefix: str) -> list[dict[str, Any]]:
+    """pydantic errors in FastAPI's shape, located under ``prefix`` (e.g. "body")."""
+    out = []
     for err in errors:
         item = {k: err[k] for k in ("type", "loc", "msg", "input") if k in err}
-        item["loc"] = [location, *err.get("loc", ())]
+        item["loc"] = [*prefix, *err.get("loc", ())]
         if "ctx" in err:
             item["ctx"] = {k: str(v) for k, v in err["ctx"].items()}
-        detail.append(item)
-    return HTTPException(422, detail)
+        out.append(item)
+    return out
 
 
 class _Extractor:
@@ -90,17 +91,23 @@ class _Extractor:
     def __call__(self, native: Any) -> dict[str, Any]:
         request = Request(native)
         kwargs: dict[str, Any] = {}
-        errors: list[Any] = []
+        errors: list[dict[str, Any]] = []
         for name, kind, extra, default in self.steps:
             if kind == "path":
                 kwargs[name] = request.path_params[name]
             elif kind == "request":
                 kwargs[name] = request
             elif kind == "body":
+                body = native.body_bytes()
+                if not body:
+                    errors.append(
+                        {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
+                    )
+                    continue
                 try:
-                    kwargs[name] = extra.model_validate_json(native.body_bytes() or b"null")
+                    kwargs[name] = extra.model_validate_json(body)
                 except pydantic.ValidationError as exc:
-                    raise _validation_error(exc.errors(include_url=False), "body") from None
+                    errors.extend(_located(exc.errors(include_url=False), "body"))
             else:
                 raw = request.query_params.get(name)
                 if raw is None:
@@ -108,7 +115,7 @@ class _Extractor:
                         errors.append(
                             {
                                 "type": "missing",
-                                "loc": (name,),
+                                "loc": ["query", name],
                                 "msg": "Field required",
                                 "input": None,
                             }
@@ -119,10 +126,10 @@ class _Extractor:
                 try:
                     kwargs[name] = extra.validate_strings(raw)
                 except pydantic.ValidationError as exc:
-                    for err in exc.errors(include_url=False):
-                        errors.append({**err, "loc": (name, *err.get("loc", ()))})
+                    errors.extend(_located(exc.errors(include_url=False), "query", name))
         if errors:
-            raise _validation_error(errors, "query")
+            # FastAPI reports every invalid input of a request at once.
+            raise HTTPException(422, errors)
         return kwargs
 
 

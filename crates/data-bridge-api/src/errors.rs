@@ -127,6 +127,11 @@ impl ApiError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            // The unread body is still on the wire: the connection cannot be reused.
+            ApiError::PayloadTooLarge => {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         resp

@@ -96,10 +96,16 @@ impl Reply {
                 let body = PyDict::new(py);
                 body.set_item("detail", detail)?;
                 let mut headers = headers_from(&value.getattr("headers")?)?;
-                headers.push((
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                ));
+                // As in FastAPI, a content type among the exception's headers wins.
+                if !headers
+                    .iter()
+                    .any(|(name, _)| *name == header::CONTENT_TYPE)
+                {
+                    headers.push((
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ));
+                }
                 Ok(Reply {
                     status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                     headers,

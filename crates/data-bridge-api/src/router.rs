@@ -154,12 +154,13 @@ fn error_item(kind: &str, name: &str, msg: &str, input: &str) -> String {
     )
 }
 
+/// Whether `uuid.UUID(s)` accepts `s`: optional `urn:`/`uuid:` prefixes and braces
+/// around the whole value, hyphens anywhere, 32 hex digits.
 fn is_uuid(s: &str) -> bool {
-    let hex: String = s
-        .trim_start_matches("urn:uuid:")
-        .chars()
-        .filter(|c| !matches!(c, '-' | '{' | '}'))
-        .collect();
+    let s = s.strip_prefix("urn:").unwrap_or(s);
+    let s = s.strip_prefix("uuid:").unwrap_or(s);
+    let s = s.trim_start_matches('{').trim_end_matches('}');
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
     hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
 }
 
@@ -447,6 +448,13 @@ mod tests {
         )
         .is_ok());
         assert!(convert("u", &ParamKind::Uuid, "nope").is_err());
+        assert!(convert("u", &ParamKind::Uuid, "{12345678123456781234567812345678}").is_ok());
+        assert!(convert(
+            "u",
+            &ParamKind::Uuid,
+            "12345678-1234-5678-1234-56781234{5678}"
+        )
+        .is_err());
         let choice = ParamKind::Choice(vec!["a".into(), "b".into()]);
         let err = convert("c", &choice, "z").err().unwrap_or_default();
         assert!(err.contains("Input should be 'a' or 'b'"));

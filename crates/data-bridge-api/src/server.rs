@@ -16,7 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use socket2::{Domain, Socket, Type};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::dispatch::Dispatcher;
 use crate::errors::ApiError;
@@ -31,6 +31,7 @@ enum Listener {
 
 struct Running {
     stop: Arc<Notify>,
+    kill: watch::Sender<bool>,
     graceful: Arc<Mutex<Option<GracefulShutdown>>>,
     done: Arc<Notify>,
     lp: Py<LoopCore>,
@@ -79,13 +80,64 @@ fn bind_unix(path: &str, backlog: i32) -> Result<std::os::unix::net::UnixListene
     Ok(socket.into())
 }
 
+/// Waits until the client has sent enough to tell HTTP/1 from a complete HTTP/2
+/// preface (or closed the connection).
+async fn first_bytes(stream: &tokio::net::TcpStream) {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    loop {
+        match stream.peek(&mut buf).await {
+            Ok(n) if n == 0 || n >= PREFACE.len() || !PREFACE.starts_with(&buf[..n]) => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Serves one connection until it ends, or until `kill` says the grace period is over.
+async fn serve_conn<IO, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: IO,
+    service: S,
+    watcher: Option<hyper_util::server::graceful::Watcher>,
+    mut kill: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::errors::Body>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let run = async move {
+        match watcher {
+            Some(w) => {
+                let _ = w.watch(conn.into_owned()).await;
+            }
+            None => {
+                let _ = conn.await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = run => {}
+        // Dropping the connection cancels its handlers.
+        _ = kill.wait_for(|killed| *killed) => {}
+    }
+}
+
 async fn accept_loop(
     listener: Listener,
     state: Arc<AppState>,
     stop: Arc<Notify>,
     graceful: Arc<Mutex<Option<GracefulShutdown>>>,
     done: Arc<Notify>,
+    kill: watch::Receiver<bool>,
 ) {
+    let header_timeout = state.limits.header_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -109,6 +161,7 @@ async fn accept_loop(
         let state = state.clone();
         let builder = builder.clone();
         let watcher = graceful.lock().as_ref().map(|g| g.watcher());
+        let kill = kill.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
@@ -116,26 +169,25 @@ async fn accept_loop(
             });
             match io {
                 Conn::Tcp(stream) => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    match watcher {
-                        Some(w) => {
-                            let _ = w.watch(conn.into_owned()).await;
-                        }
-                        None => {
-                            let _ = conn.await;
-                        }
+                    // Hyper's header timeout starts after it has sniffed the protocol, so
+                    // a client that sends nothing (or half an HTTP/2 preface) is timed
+                    // out here.
+                    if tokio::time::timeout(header_timeout, first_bytes(&stream))
+                        .await
+                        .is_err()
+                    {
+                        return;
                     }
+                    serve_conn(&builder, stream, service, watcher, kill).await;
                 }
                 Conn::Unix(stream) => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    match watcher {
-                        Some(w) => {
-                            let _ = w.watch(conn.into_owned()).await;
-                        }
-                        None => {
-                            let _ = conn.await;
-                        }
+                    if tokio::time::timeout(header_timeout, stream.readable())
+                        .await
+                        .is_err()
+                    {
+                        return;
                     }
+                    serve_conn(&builder, stream, service, watcher, kill).await;
                 }
             }
         });
@@ -249,6 +301,7 @@ impl Server {
         let stop = Arc::new(Notify::new());
         let done = Arc::new(Notify::new());
         let graceful = Arc::new(Mutex::new(Some(GracefulShutdown::new())));
+        let (kill, kill_rx) = watch::channel(false);
         lp.get().hold_external();
         runtime::get().spawn(accept_loop(
             listener,
@@ -256,10 +309,12 @@ impl Server {
             stop.clone(),
             graceful.clone(),
             done.clone(),
+            kill_rx,
         ));
         self.ready.store(true, Ordering::Release);
         *self.running.lock() = Some(Running {
             stop,
+            kill,
             graceful,
             done,
             lp: lp.clone().unbind(),
@@ -285,6 +340,7 @@ impl Server {
         let graceful = running.graceful.lock().take();
         running.stop.notify_one();
         let done = running.done.clone();
+        let kill = running.kill;
         let lp_for_task = Arc::new(lp_ref);
         let fut_for_task = Arc::new(fut_ref);
         runtime::get().spawn(async move {
@@ -292,6 +348,8 @@ impl Server {
             if let Some(g) = graceful {
                 let _ = tokio::time::timeout(grace, g.shutdown()).await;
             }
+            // Whatever is still running after the grace period is cut off.
+            let _ = kill.send(true);
             shared.push_remote(Remote::Call(Box::new(move |py| {
                 lp_for_task.get().release_external();
                 let fut = fut_for_task.bind(py);
