@@ -12,8 +12,12 @@ def main() -> None:
         from benchmarks.loop.run import main as run
 
         run(rest)
+    elif suite == "http":
+        from benchmarks.http.run import main as run_http
+
+        run_http(rest)
     else:
-        raise SystemExit(f"unknown suite {suite!r}; expected 'loop'")
+        raise SystemExit(f"unknown suite {suite!r}; expected 'loop' or 'http'")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""HTTP benchmarks: data-bridge against FastAPI/uvicorn, raw ASGI, Granian and Robyn."""

@@ -1,0 +1,1 @@
+"""One app per server; every app serves the scenarios of :mod:`benchmarks.http.scenarios`."""

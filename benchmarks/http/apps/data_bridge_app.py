@@ -1,0 +1,46 @@
+"""data-bridge: ``python -m benchmarks.http.apps.data_bridge_app`` (one process, ``serve()``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from benchmarks.http.apps.common import HELLO, TEXT, Item, port
+from data_bridge import App, PlainTextResponse, serve
+
+app = App()
+app.constant("/native", HELLO)
+
+
+@app.get("/json")
+async def json_hello() -> dict[str, str]:
+    return {"message": "Hello, World!"}
+
+
+@app.get("/sync")
+def sync_hello() -> dict[str, str]:
+    return {"message": "Hello, World!"}
+
+
+@app.get("/plaintext")
+async def plaintext() -> PlainTextResponse:
+    return PlainTextResponse(TEXT)
+
+
+@app.get("/users/{user_id}")
+async def get_user(user_id: int) -> dict[str, int]:
+    return {"user_id": user_id}
+
+
+@app.post("/items")
+async def create_item(item: Item) -> Item:
+    return item
+
+
+@app.get("/sleep")
+async def sleep() -> dict[str, str]:
+    await asyncio.sleep(0.001)
+    return {"message": "Hello, World!"}
+
+
+if __name__ == "__main__":
+    serve(app, host="127.0.0.1", port=port())
