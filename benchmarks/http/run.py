@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -517,6 +517,12 @@ def main(argv: list[str]) -> None:
         help=f"runs redone while other processes kept over {QUIET} cores busy (default 2)",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep what an interrupted run with the same settings measured (saved in "
+        f"{tempfile.gettempdir()}) and measure only the rest",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help=f"smoke test: 1 s runs, 64 connections, scenarios {','.join(QUICK_SCENARIOS)}",
@@ -558,29 +564,13 @@ def main(argv: list[str]) -> None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
     atexit.register(stop_all)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _terminated)
     # Caught signals are reset to their default in the servers, ignored ones stay ignored:
     # a run started with `nohup ... &` would hand its ignored SIGINT to the servers, and
     # Robyn (one process) then never stops on SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    results: dict[tuple[str, str, int], Result] = {}
-    with tempfile.TemporaryDirectory(prefix="data-bridge-http-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        try:
-            for conns in conns_list:
-                for scenario in scenarios:
-                    print(f"{scenario.label}, {conns} connections")
-                    for server in servers:
-                        if scenario.key in server.unsupported:
-                            result = Result(problems=["scenario not supported"])
-                        else:
-                            result = measure_repeated(server, scenario, conns, cfg, tmp)
-                        results[(server.key, scenario.key, conns)] = result
-                        print(f"  {server.key:16} {_summary(result)}", flush=True)
-        finally:
-            stop_all()
-
+    results = load_progress(cfg) if args.resume else {}
     run = Run(
         servers=servers,
         scenarios=scenarios,
@@ -590,7 +580,62 @@ def main(argv: list[str]) -> None:
         baseline=BASELINE,
         quiet=QUIET,
     )
+    with tempfile.TemporaryDirectory(prefix="data-bridge-http-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        try:
+            for conns in conns_list:
+                for scenario in scenarios:
+                    print(f"{scenario.label}, {conns} connections")
+                    for server in servers:
+                        key = (server.key, scenario.key, conns)
+                        if key in results:
+                            result = results[key]
+                        elif scenario.key in server.unsupported:
+                            result = Result(problems=["scenario not supported"])
+                        else:
+                            result = measure_repeated(server, scenario, conns, cfg, tmp)
+                        results[key] = result
+                        save_progress(cfg, results)
+                        print(f"  {server.key:16} {_summary(result)}", flush=True)
+        except (KeyboardInterrupt, SystemExit):
+            stop_all()
+            print("\ninterrupted; the partial results follow, no file is written", flush=True)
+            write_report(run, None)
+            raise
+        finally:
+            stop_all()
     write_report(run, out)
+    progress_file(cfg).unlink(missing_ok=True)
+
+
+def progress_file(cfg: Settings) -> Path:
+    """Where the results measured so far are kept, for ``--resume``."""
+    name = f"data-bridge-http-{cfg.seconds}s-{cfg.warmup}w-{cfg.repeat}x-{cfg.retries}r.json"
+    return Path(tempfile.gettempdir()) / name
+
+
+def save_progress(cfg: Settings, results: dict[tuple[str, str, int], Result]) -> None:
+    path = progress_file(cfg)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([[*key, asdict(r)] for key, r in results.items()]))
+    tmp.replace(path)
+
+
+def load_progress(cfg: Settings) -> dict[tuple[str, str, int], Result]:
+    path = progress_file(cfg)
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        print(f"nothing to resume in {path}")
+        return {}
+    results = {(srv, sc, int(c)): Result(**r) for srv, sc, c, r in saved}
+    print(f"resuming: {len(results)} results kept from {path}")
+    return results
+
+
+def _terminated(signum: int, frame: object) -> None:
+    print(f"\nreceived {signal.Signals(signum).name}", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
 
 
 def _summary(result: Result) -> str:
