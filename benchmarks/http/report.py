@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
-import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from benchmarks.machine import describe
 
 if TYPE_CHECKING:
     from benchmarks.http.run import Result, Scenario, Server, Settings
@@ -38,21 +38,9 @@ class Run:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     wrk_version = (wrk.stdout or wrk.stderr).split(" [")[0].strip() or "wrk"
-    return (
-        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-        f"CPython {platform.python_version()}, {wrk_version}; each server pinned to CPU 0, "
-        "wrk (one thread) to CPU 1"
-    )
+    return describe(f", {wrk_version}; each server pinned to CPU 0, wrk (one thread) to CPU 1")
 
 
 def versions() -> str:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.machine import describe
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -115,18 +116,7 @@ def run_echo(
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-        f"CPython {platform.python_version()}; server pinned to CPU 0, client to CPU 1"
-    )
+    return describe("; server pinned to CPU 0, client to CPU 1")
 
 
 def fmt_ratio(value: float | None, base: float | None, higher_is_better: bool) -> str:
