@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use pyo3::prelude::*;
 
-use crate::errors::Body;
+use crate::body::Body;
 
 /// How a Python handler is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +56,7 @@ impl Constant {
 
     /// The response (cloning `Bytes` only bumps a reference count).
     pub fn respond(&self) -> Response<Body> {
-        let mut resp = Response::new(Full::new(self.body.clone()));
+        let mut resp = Response::new(Body::full(self.body.clone()));
         *resp.status_mut() = self.status;
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, self.content_type.clone());

@@ -3,12 +3,10 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 
-/// The response body type of the server.
-pub type Body = Full<Bytes>;
+use crate::body::Body;
 
 /// What can go wrong while serving or setting up a server.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +75,7 @@ pub fn detail_body(detail_json: &str) -> Bytes {
 
 /// A JSON response with `body`.
 pub fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -6,6 +6,7 @@
 //! [`dispatch::Dispatcher::spawn_python_handler`], whose response comes back as a Rust
 //! future.
 
+pub mod body;
 pub mod dispatch;
 pub mod endpoint;
 pub mod errors;

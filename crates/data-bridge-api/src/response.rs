@@ -4,18 +4,18 @@
 
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::errors::{ApiError, Body};
+use crate::body::Body;
+use crate::errors::ApiError;
 use crate::hooks;
 
 /// A response made on the loop thread, sent back to the connection's task.
 pub struct Reply {
     status: StatusCode,
     headers: Vec<(HeaderName, HeaderValue)>,
-    body: Bytes,
+    body: Body,
 }
 
 fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
@@ -64,7 +64,7 @@ impl Reply {
         if value.is_instance(hooks.response_cls.bind(py))? {
             let code: u16 = value.getattr("status_code")?.extract()?;
             let body = value.getattr("body")?;
-            let body = Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes());
+            let body = Body::full(Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes()));
             return Ok(Reply {
                 status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 headers: headers_from(&value.getattr("raw_headers")?)?,
@@ -77,7 +77,7 @@ impl Reply {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            body: json_bytes(py, value)?,
+            body: Body::full(json_bytes(py, value)?),
         })
     }
 
@@ -109,7 +109,7 @@ impl Reply {
                 Ok(Reply {
                     status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                     headers,
-                    body: json_bytes(py, body.as_any())?,
+                    body: Body::full(json_bytes(py, body.as_any())?),
                 })
             };
             return build().map_err(|_| ApiError::Internal(None));
@@ -125,7 +125,7 @@ impl Reply {
 
     /// The HTTP response.
     pub fn into_response(self) -> Response<Body> {
-        let mut resp = Response::new(Full::new(self.body));
+        let mut resp = Response::new(self.body);
         *resp.status_mut() = self.status;
         let headers = resp.headers_mut();
         for (name, value) in self.headers {

@@ -105,7 +105,7 @@ async fn serve_conn<IO, S>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<
             http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::errors::Body>,
+            Response = http::Response<crate::body::Body>,
             Error = std::convert::Infallible,
         > + Send
         + 'static,

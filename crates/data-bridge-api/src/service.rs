@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use crate::body::Body;
 use crate::dispatch::Dispatcher;
 use crate::endpoint::Endpoint;
-use crate::errors::{json_response, ApiError, Body};
+use crate::errors::{json_response, ApiError};
 use crate::request::RequestData;
 use crate::router::Router;
 
@@ -66,7 +67,7 @@ pub async fn handle(
     let found = match state.router.find(&parts.method, parts.uri.path()) {
         Ok(found) => found,
         Err(ApiError::MethodNotAllowed { allow }) if parts.method == Method::OPTIONS => {
-            let mut resp = Response::new(Full::new(Bytes::new()));
+            let mut resp = Response::new(Body::empty());
             *resp.status_mut() = StatusCode::NO_CONTENT;
             if let Ok(v) = HeaderValue::from_str(&allow) {
                 resp.headers_mut().insert(header::ALLOW, v);
