@@ -10,6 +10,7 @@ __all__ = [
     "DatagramTransport",
     "Handle",
     "LoopCore",
+    "NativeTask",
     "RequestData",
     "RouteTable",
     "Server",
@@ -23,6 +24,50 @@ __version__: str
 
 def configure_runtime(threads: int) -> None:
     """Chooses the Tokio runtime's worker threads (0 = current-thread); before first use."""
+
+@final
+class NativeTask:
+    """A handler coroutine stepped from Rust, with the interface of ``asyncio.Task``
+    that asyncio and anyio use on the current task."""
+
+    @property
+    def _fut_waiter(self) -> Any: ...
+    @property
+    def _must_cancel(self) -> bool: ...
+    def _step(self, exc: BaseException | None = None) -> None: ...
+    def _wakeup(self, fut: Any) -> None: ...
+    def cancel(self, msg: Any | None = None) -> bool:
+        """Requests cancellation at the coroutine's next step."""
+    def cancelling(self) -> int:
+        """Pending cancellation requests."""
+    def uncancel(self) -> int:
+        """Withdraws one cancellation request."""
+    def done(self) -> bool:
+        """Whether the coroutine finished."""
+    def cancelled(self) -> bool:
+        """Whether the task was cancelled."""
+    def result(self) -> Any:
+        """The return value; raises what the coroutine raised."""
+    def exception(self) -> BaseException | None:
+        """The exception the coroutine raised, if any."""
+    def add_done_callback(
+        self, callback: Callable[[NativeTask], object], *, context: Context | None = None
+    ) -> None:
+        """Calls ``callback(task)`` once the task is done."""
+    def remove_done_callback(self, callback: Callable[[NativeTask], object]) -> int:
+        """Removes ``callback``; returns how many registrations were removed."""
+    def get_coro(self) -> Any:
+        """The coroutine."""
+    def get_context(self) -> Context:
+        """The context the coroutine runs in."""
+    def get_loop(self) -> Any:
+        """The loop running the task."""
+    def get_name(self) -> str:
+        """The task's name."""
+    def set_name(self, value: object) -> None:
+        """Renames the task."""
+    def get_stack(self, *, limit: int | None = None) -> list[Any]:
+        """The suspended coroutine's frame, if any."""
 
 @disjoint_base
 class Handle:

@@ -14,6 +14,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use data_bridge_pyloop::task::{NativeTask, TaskOutcome};
 use data_bridge_pyloop::wake::{Remote, Shared};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -39,7 +40,7 @@ pub struct Dispatcher {
 /// The task running a request, so it can be cancelled from the connection's side.
 #[derive(Default)]
 struct Job {
-    task: Mutex<Option<Py<PyAny>>>,
+    task: Mutex<Option<Py<NativeTask>>>,
 }
 
 /// Cancels the job's task if the response future is dropped before it completes
@@ -57,8 +58,9 @@ impl Drop for CancelOnDrop {
         }
         let job = self.job.clone();
         self.shared.push_remote(Remote::Call(Box::new(move |py| {
-            if let Some(task) = job.task.lock().take() {
-                let _ = task.bind(py).call_method0("cancel");
+            let task = job.task.lock().take();
+            if let Some(task) = task {
+                let _ = NativeTask::cancel_now(task.bind(py));
             }
         })));
     }
@@ -72,36 +74,20 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The done-callback of a request's task: turns its outcome into a reply.
-#[pyclass(module = "data_bridge._native", frozen)]
-struct Finish {
-    tx: Mutex<Option<oneshot::Sender<Outcome>>>,
-    job: Arc<Job>,
+/// Turns a finished handler's outcome into the reply to send.
+fn reply_for(
+    py: Python<'_>,
+    outcome: TaskOutcome,
     status: http::StatusCode,
     debug: bool,
-}
-
-#[pymethods]
-impl Finish {
-    fn __call__(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        drop(self.job.task.lock().take());
-        let Some(tx) = self.tx.lock().take() else {
-            return;
-        };
-        let outcome = if task
-            .call_method0("cancelled")
-            .and_then(|c| c.is_truthy())
-            .unwrap_or(false)
-        {
-            Err(ApiError::Timeout)
-        } else {
-            match task.call_method0("result") {
-                Ok(value) => Reply::from_value(py, &value, self.status)
-                    .or_else(|e| Reply::from_error(py, e, self.debug)),
-                Err(err) => Reply::from_error(py, err, self.debug),
-            }
-        };
-        let _ = tx.send(outcome);
+) -> Outcome {
+    match outcome {
+        TaskOutcome::Returned(value) => Reply::from_value(py, value.bind(py), status)
+            .or_else(|e| Reply::from_error(py, e, debug)),
+        TaskOutcome::Raised(err) => Reply::from_error(py, err, debug),
+        // Only the server cancels handlers: on a timeout, or when the client is gone
+        // (and then nobody reads the reply).
+        TaskOutcome::Cancelled => Err(ApiError::Timeout),
     }
 }
 
@@ -212,24 +198,20 @@ fn start_async(
             return;
         }
     };
-    let task = match event_loop.bind(py).call_method1("create_task", (coro,)) {
-        Ok(t) => t,
-        Err(err) => {
-            let _ = tx.send(Reply::from_error(py, err, debug));
-            return;
-        }
+    let status = ep.status;
+    let finished = job.clone();
+    let on_done = move |py: Python<'_>, outcome: TaskOutcome| {
+        drop(finished.task.lock().take());
+        let _ = tx.send(reply_for(py, outcome, status, debug));
     };
-    let finish = Finish {
-        tx: Mutex::new(Some(tx)),
-        job: job.clone(),
-        status: ep.status,
-        debug,
-    };
-    match Py::new(py, finish).and_then(|f| task.call_method1("add_done_callback", (f,))) {
-        Ok(_) => *job.task.lock() = Some(task.unbind()),
-        Err(err) => {
-            let _ = task.call_method0("cancel");
-            let _ = err;
+    match NativeTask::start(py, event_loop.clone_ref(py), coro.unbind(), on_done) {
+        Ok(task) => {
+            if !task.get().is_finished() {
+                *job.task.lock() = Some(task);
+            }
         }
+        // The first step could not even begin (e.g. the context could not be
+        // entered); the reply channel is dropped and the request answers 500.
+        Err(err) => drop(Reply::from_error(py, err, debug)),
     }
 }

@@ -20,6 +20,7 @@ pub mod handle;
 pub(crate) mod io;
 mod readiness;
 pub mod runtime;
+pub mod task;
 pub mod timers;
 pub mod transports;
 pub mod wake;
@@ -41,6 +42,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<LoopCore>()?;
     module.add_class::<Handle>()?;
     module.add_class::<TimerHandle>()?;
+    module.add_class::<task::NativeTask>()?;
     module.add_class::<transports::stream::StreamTransport>()?;
     module.add_class::<transports::datagram::DatagramTransport>()?;
     module.add_function(wrap_pyfunction!(configure_runtime, module)?)?;
