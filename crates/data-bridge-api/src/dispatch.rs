@@ -3,9 +3,11 @@
 //!
 //! `async def` handlers are handed to PyLoop through its cross-thread queue: the loop
 //! takes every queued request in the same tick, with the GIL taken once, creates the
-//! coroutine and runs it as an asyncio task (so `current_task()`, timeouts and
-//! cancellation behave as in any asyncio program). The response travels back through
-//! a one-shot channel. `def` handlers run on Tokio's blocking pool, off the loop thread.
+//! coroutine and steps it with a [`NativeTask`] (the current task while it runs, so
+//! `current_task()`, timeouts and cancellation behave as in any asyncio program, but
+//! without an `asyncio.Task`'s start and completion callbacks). The response travels
+//! back through a one-shot channel. `def` handlers run on Tokio's blocking pool, off
+//! the loop thread.
 //!
 //! Queued work is bounded: past `max_pending` requests in flight the server answers
 //! 503 instead of queueing more. A client that goes away, or a route timeout, cancels
