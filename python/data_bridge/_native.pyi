@@ -263,6 +263,7 @@ class Server:
         *,
         max_body_size: int = ...,
         max_pending: int = 1024,
+        sync_threads: int = 40,
         header_timeout: float = 30.0,
         max_header_bytes: int = 65536,
         debug: bool = False,

@@ -53,6 +53,7 @@ async def start(
     reuse_port: bool = False,
     max_body_size: int = 16 * 1024 * 1024,
     max_pending: int = 1024,
+    sync_threads: int = 40,
 ) -> tuple[_native.Server, Any]:
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
     bound address. The caller stops it with ``await server.shutdown(grace)``."""
@@ -61,6 +62,7 @@ async def start(
         app.route_table(),
         max_body_size=max_body_size,
         max_pending=max_pending,
+        sync_threads=sync_threads,
         debug=app.debug,
     )
     await _run_hooks(app._startup)
@@ -79,8 +81,11 @@ def serve(
     graceful_timeout: float = 30.0,
     max_body_size: int = 16 * 1024 * 1024,
     max_pending: int = 1024,
+    sync_threads: int = 40,
 ) -> None:
-    """Serves ``app`` until SIGINT or SIGTERM, then drains and returns."""
+    """Serves ``app`` until SIGINT or SIGTERM, then drains and returns. At most
+    ``sync_threads`` ``def`` handlers run at once; ``max_pending`` bounds the requests
+    queued for or running in Python (503 beyond)."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -96,6 +101,7 @@ def serve(
             reuse_port=reuse_port,
             max_body_size=max_body_size,
             max_pending=max_pending,
+            sync_threads=sync_threads,
         )
         where = bound if isinstance(bound, str) else f"http://{bound[0]}:{bound[1]}"
         logger.info("data-bridge serving on %s", where)

@@ -343,3 +343,30 @@ def test_chunked_request_body_is_reassembled(client: httpx.Client) -> None:
     resp = client.post("/items", content=chunks(), headers={"content-type": "application/json"})
     assert resp.status_code == 201
     assert resp.json()["name"] == "chunky"
+
+
+def test_sync_handlers_run_at_most_sync_threads_at_once() -> None:
+    app = App()
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+
+    @app.get("/work")
+    def work() -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return peak
+
+    with (
+        run_server(app, sync_threads=2) as url,
+        httpx.Client(base_url=url, timeout=10, limits=httpx.Limits(max_connections=8)) as c,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        statuses = list(pool.map(lambda _: c.get("/work").status_code, range(16)))
+    assert statuses == [200] * 16
+    assert peak == 2

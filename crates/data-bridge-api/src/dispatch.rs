@@ -7,7 +7,8 @@
 //! `current_task()`, timeouts and cancellation behave as in any asyncio program, but
 //! without an `asyncio.Task`'s start and completion callbacks). The response travels
 //! back through a one-shot channel. `def` handlers run on Tokio's blocking pool, off
-//! the loop thread.
+//! the loop thread, at most `sync_threads` at once (40 by default, as FastAPI's thread
+//! limiter): more threads would only queue on the GIL.
 //!
 //! Queued work is bounded: past `max_pending` requests in flight the server answers
 //! 503 instead of queueing more. A client that goes away, or a route timeout, cancels
@@ -21,7 +22,7 @@ use data_bridge_pyloop::wake::{Remote, Shared};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::endpoint::{CallMode, PyEndpoint};
 use crate::errors::ApiError;
@@ -36,6 +37,8 @@ pub struct Dispatcher {
     event_loop: Arc<Py<PyAny>>,
     in_flight: AtomicUsize,
     max_pending: usize,
+    /// Threads that may run `def` handlers at once; more wait for a permit.
+    sync_permits: Arc<Semaphore>,
     debug: bool,
 }
 
@@ -115,11 +118,13 @@ fn call_args<'py>(
 }
 
 impl Dispatcher {
-    /// A dispatcher for handlers running on `event_loop` (a PyLoop `Loop`).
+    /// A dispatcher for handlers running on `event_loop` (a PyLoop `Loop`), with at
+    /// most `sync_threads` `def` handlers running at once.
     pub fn new(
         shared: Arc<Shared>,
         event_loop: Py<PyAny>,
         max_pending: usize,
+        sync_threads: usize,
         debug: bool,
     ) -> Self {
         Dispatcher {
@@ -127,6 +132,7 @@ impl Dispatcher {
             event_loop: Arc::new(event_loop),
             in_flight: AtomicUsize::new(0),
             max_pending,
+            sync_permits: Arc::new(Semaphore::new(sync_threads.max(1))),
             debug,
         }
     }
@@ -156,14 +162,26 @@ impl Dispatcher {
             })));
         } else {
             let debug = self.debug;
-            tokio::task::spawn_blocking(move || {
-                Python::attach(|py| {
-                    let outcome = call_args(py, &ep, data)
-                        .and_then(|args| ep.func.bind(py).call1(args))
-                        .and_then(|value| Reply::from_value(py, &value, ep.status))
-                        .or_else(|err| Reply::from_error(py, err, debug));
-                    let _ = tx.send(outcome);
-                })
+            let permits = self.sync_permits.clone();
+            tokio::spawn(async move {
+                let Ok(permit) = permits.acquire_owned().await else {
+                    return;
+                };
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    // The request may have timed out or lost its client while it
+                    // waited for a thread; then nobody wants the handler to run.
+                    if tx.is_closed() {
+                        return;
+                    }
+                    Python::attach(|py| {
+                        let outcome = call_args(py, &ep, data)
+                            .and_then(|args| ep.func.bind(py).call1(args))
+                            .and_then(|value| Reply::from_value(py, &value, ep.status))
+                            .or_else(|err| Reply::from_error(py, err, debug));
+                        let _ = tx.send(outcome);
+                    })
+                });
             });
         }
         let mut guard = CancelOnDrop {

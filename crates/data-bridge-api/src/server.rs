@@ -43,6 +43,7 @@ pub struct Server {
     table: Mutex<Option<RouteTable>>,
     limits: Limits,
     max_pending: usize,
+    sync_threads: usize,
     debug: bool,
     ready: Arc<AtomicBool>,
     running: Mutex<Option<Running>>,
@@ -222,11 +223,13 @@ async fn accept(
 impl Server {
     /// A server for the routes in `table`.
     #[new]
-    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, header_timeout=30.0, max_header_bytes=65536, debug=false))]
+    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, debug=false))]
+    #[allow(clippy::too_many_arguments)]
     fn py_new(
         table: &RouteTable,
         max_body_size: usize,
         max_pending: usize,
+        sync_threads: usize,
         header_timeout: f64,
         max_header_bytes: usize,
         debug: bool,
@@ -239,6 +242,7 @@ impl Server {
                 max_header_bytes,
             },
             max_pending,
+            sync_threads,
             debug,
             ready: Arc::new(AtomicBool::new(false)),
             running: Mutex::new(None),
@@ -267,6 +271,7 @@ impl Server {
             lp.get().shared(),
             lp.clone().into_any().unbind(),
             self.max_pending,
+            self.sync_threads,
             self.debug,
         );
         let state = Arc::new(AppState {
