@@ -154,6 +154,15 @@ def make_app(seen: Seen) -> App:
             other.close()
         return "unreachable"
 
+    @app.get("/exit-now")
+    async def exit_now() -> str:
+        raise SystemExit(3)
+
+    @app.get("/interrupt-later")
+    async def interrupt_later() -> str:
+        await asyncio.sleep(0.01)
+        raise KeyboardInterrupt
+
     @app.get("/bad-yield")
     async def bad_yield() -> str:
         class Odd:
@@ -226,7 +235,7 @@ def test_done_callbacks_get_the_task(client: httpx.Client, seen: Seen) -> None:
     assert seen.callback_arg == "finished"
 
 
-@pytest.mark.parametrize("path", ["/foreign-future", "/bad-yield"])
+@pytest.mark.parametrize("path", ["/foreign-future", "/bad-yield", "/exit-now", "/interrupt-later"])
 def test_bad_awaits_are_500(client: httpx.Client, path: str) -> None:
     resp = client.get(path)
     assert resp.status_code == 500

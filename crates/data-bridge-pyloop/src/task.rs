@@ -209,7 +209,14 @@ impl NativeTask {
         };
         let handled = NativeTask::after_send(slf, sent);
         let left = aio.leave_task.bind(py).call1((lp, slf));
-        handled?;
+        if let Err(err) = handled {
+            // Acting on what the coroutine yielded failed (e.g. the awaited object's
+            // `add_done_callback` raised): end the task with that error rather than
+            // leave its owner waiting for a step that will never come.
+            if !this.is_done() {
+                NativeTask::finish(slf, State::Raised(err.into_value(py).into_any()))?;
+            }
+        }
         left.map(drop)
     }
 
@@ -235,14 +242,10 @@ impl NativeTask {
                     });
                     return NativeTask::finish(slf, State::Cancelled(msg));
                 }
-                let fatal = err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
-                    || err.is_instance_of::<pyo3::exceptions::PySystemExit>(py);
-                let value = err.clone_ref(py).into_value(py).into_any();
-                NativeTask::finish(slf, State::Raised(value))?;
-                if fatal {
-                    return Err(err);
-                }
-                Ok(())
+                // Unlike an asyncio.Task, KeyboardInterrupt and SystemExit are not
+                // re-raised into the loop: the owner receives them like any error (a
+                // handler that calls sys.exit() fails its request, not the server).
+                NativeTask::finish(slf, State::Raised(err.into_value(py).into_any()))
             }
             Sent::Yielded(result) => NativeTask::wait_on(slf, result),
         }
