@@ -11,6 +11,7 @@ from data_bridge.app import App
 from data_bridge.exceptions import HTTPException
 from data_bridge.requests import Request
 from data_bridge.responses import (
+    FileResponse,
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
@@ -21,6 +22,7 @@ from data_bridge.server import serve, start
 
 __all__ = [
     "App",
+    "FileResponse",
     "HTMLResponse",
     "HTTPException",
     "JSONResponse",

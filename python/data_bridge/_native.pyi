@@ -1,5 +1,6 @@
 """Type stubs for the ``data_bridge._native`` extension module (built from ``crates/``)."""
 
+import os
 from collections.abc import Callable, Iterable
 from contextvars import Context
 from typing import Any, final
@@ -220,6 +221,7 @@ class DatagramTransport:
 def http_setup(
     to_json: Callable[[Any], bytes],
     response_cls: type,
+    file_response_cls: type,
     http_exception: type,
     report: Callable[[BaseException], str],
 ) -> None:
@@ -252,6 +254,10 @@ class RouteTable:
         content_type: str = "application/json",
     ) -> None: ...
     def add_probe(self, path: str, kind: str) -> None: ...
+    def add_static(
+        self, prefix: str, directory: str | os.PathLike[str], *, html: bool = False
+    ) -> None:
+        """Serves the files below ``directory`` at ``{prefix}/{path:path}`` from Rust."""
 
 @final
 class Server:

@@ -3,6 +3,7 @@ data-bridge server (see :func:`data_bridge.serve`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ class App:
         self.timeout = timeout
         self.routes: list[Route] = []
         self._constants: list[tuple[list[str], str, bytes, int, str]] = []
+        self._statics: list[tuple[str, str, bool]] = []
         self._probes: list[tuple[str, str]] = [("/health", "health"), ("/ready", "ready")]
         self._startup: list[Callable[[], Awaitable[None] | None]] = []
         self._shutdown: list[Callable[[], Awaitable[None] | None]] = []
@@ -79,6 +81,16 @@ class App:
         body = content if isinstance(content, bytes) else pydantic_core.to_json(content)
         self._constants.append((["GET"], path, body, status_code, media_type))
 
+    def static(self, path: str, directory: str | os.PathLike[str], *, html: bool = False) -> None:
+        """Serves the files below ``directory`` under ``path`` (``GET`` and ``HEAD`` of
+        ``{path}/{file_path:path}``) from Rust, without running Python: content type,
+        ``ETag``/``Last-Modified``, conditional and range requests included. Nothing
+        outside ``directory`` is ever served. With ``html=True`` a directory answers with
+        its ``index.html``. Raises ``RuntimeError`` if ``directory`` does not exist."""
+        if not os.path.isdir(directory):
+            raise RuntimeError(f"Directory '{os.fspath(directory)}' does not exist")
+        self._statics.append((path, os.path.abspath(directory), html))
+
     def on_event(self, event: str) -> Callable[[F], F]:
         """Registers a ``"startup"`` or ``"shutdown"`` hook (sync or async)."""
 
@@ -104,6 +116,8 @@ class App:
             table.add_constant(
                 methods, path, body, status_code=status_code, content_type=media_type
             )
+        for path, directory, html in self._statics:
+            table.add_static(path, directory, html=html)
         for r in self.routes:
             table.add_python(
                 r.methods,

@@ -1,5 +1,6 @@
-//! What a route runs: a native handler answered in Rust without the GIL, or a Python
-//! handler run on PyLoop (`async def`) or in a worker thread (`def`).
+//! What a route runs: a native handler answered in Rust without the GIL (probes,
+//! constants, static files), or a Python handler run on PyLoop (`async def`) or in a
+//! worker thread (`def`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use pyo3::prelude::*;
 
 use crate::body::Body;
+use crate::files::StaticDir;
 
 /// How a Python handler is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +75,8 @@ pub enum Endpoint {
     Ready,
     /// A precomputed response.
     Constant(Arc<Constant>),
+    /// Files below a mounted directory.
+    Static(Arc<StaticDir>),
     /// A Python handler.
     Python(Arc<PyEndpoint>),
 }

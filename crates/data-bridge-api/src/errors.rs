@@ -26,6 +26,13 @@ pub enum ApiError {
     /// The body exceeds the configured limit (413).
     #[error("Request body too large")]
     PayloadTooLarge,
+    /// No part of the requested range lies within the file (416, with
+    /// `Content-Range: bytes */<len>`).
+    #[error("Range Not Satisfiable")]
+    RangeNotSatisfiable {
+        /// The file's length in bytes.
+        len: u64,
+    },
     /// A path parameter (or other input) failed validation (422). Holds the JSON
     /// list that goes under `detail`.
     #[error("validation failed")]
@@ -92,6 +99,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -124,6 +132,11 @@ impl ApiError {
             ApiError::Overloaded => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RangeNotSatisfiable { len } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
             }
             // The unread body is still on the wire: the connection cannot be reused.
             ApiError::PayloadTooLarge => {
@@ -168,5 +181,8 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(resp.headers().contains_key(header::RETRY_AFTER));
         assert_eq!(ApiError::Timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        let resp = ApiError::RangeNotSatisfiable { len: 42 }.into_response();
+        assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(resp.headers()[header::CONTENT_RANGE], "bytes */42");
     }
 }

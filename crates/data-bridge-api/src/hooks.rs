@@ -1,5 +1,5 @@
 //! The Python objects the server calls while serving: the JSON encoder, the
-//! `Response` and `HTTPException` classes, and the error reporter. The Python package
+//! `Response`, `FileResponse` and `HTTPException` classes, and the error reporter. The Python package
 //! registers them once at import (`_native.http_setup`), so Rust never imports them.
 
 use pyo3::prelude::*;
@@ -11,6 +11,8 @@ pub struct Hooks {
     pub to_json: Py<PyAny>,
     /// `data_bridge.responses.Response`.
     pub response_cls: Py<PyAny>,
+    /// `data_bridge.responses.FileResponse` (served from Rust, see `files`).
+    pub file_response_cls: Py<PyAny>,
     /// `data_bridge.exceptions.HTTPException`.
     pub http_exception: Py<PyAny>,
     /// `report(exc) -> str`: logs a handler failure and returns its traceback text.
@@ -25,6 +27,7 @@ pub fn http_setup(
     py: Python<'_>,
     to_json: Py<PyAny>,
     response_cls: Py<PyAny>,
+    file_response_cls: Py<PyAny>,
     http_exception: Py<PyAny>,
     report: Py<PyAny>,
 ) {
@@ -33,6 +36,7 @@ pub fn http_setup(
         Hooks {
             to_json,
             response_cls,
+            file_response_cls,
             http_exception,
             report,
         },

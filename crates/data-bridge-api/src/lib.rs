@@ -2,15 +2,19 @@
 //!
 //! A request is parsed by Hyper, routed by [`router::Router`] with its path parameters
 //! converted and validated in Rust, then either answered by a native endpoint (health,
-//! readiness, constants) without the GIL, or handed to a Python handler through
-//! [`dispatch::Dispatcher::spawn_python_handler`], whose response comes back as a Rust
-//! future.
+//! readiness, constants, static files) without the GIL, or handed to a Python handler
+//! through [`dispatch::Dispatcher::spawn_python_handler`], whose response comes back as
+//! a Rust future. Files, static or returned as `FileResponse`, are served by
+//! [`files`].
 
 pub mod body;
+pub mod conditional;
 pub mod dispatch;
 pub mod endpoint;
 pub mod errors;
+pub mod files;
 pub mod hooks;
+pub mod mime;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -2,13 +2,17 @@
 //! encoded by pydantic-core (in Rust), which handles datetimes, UUIDs, decimals, enums
 //! and models the way FastAPI's encoder does.
 
+use std::path::PathBuf;
+
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::body::Body;
+use crate::conditional::Conditions;
 use crate::errors::ApiError;
+use crate::files::FileTarget;
 use crate::hooks;
 
 /// A response made on the loop thread, sent back to the connection's task.
@@ -16,6 +20,24 @@ pub struct Reply {
     status: StatusCode,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Body,
+    /// A `FileResponse`: the file is opened by the connection's task, off the loop.
+    file: Option<FileTarget>,
+}
+
+/// The file a `FileResponse` names, read without touching the file system here.
+fn file_target(
+    value: &Bound<'_, PyAny>,
+    status: StatusCode,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> PyResult<FileTarget> {
+    let path: PathBuf = value.getattr("path")?.extract()?;
+    let name: Option<PathBuf> = value.getattr("filename")?.extract()?;
+    Ok(FileTarget {
+        name: name.unwrap_or_else(|| path.clone()),
+        path,
+        status,
+        headers,
+    })
 }
 
 fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
@@ -63,12 +85,24 @@ impl Reply {
         let hooks = hooks::get(py)?;
         if value.is_instance(hooks.response_cls.bind(py))? {
             let code: u16 = value.getattr("status_code")?.extract()?;
+            if value.is_instance(hooks.file_response_cls.bind(py))? {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let headers = headers_from(&value.getattr("raw_headers")?)?;
+                return Ok(Reply {
+                    status,
+                    headers: Vec::new(),
+                    body: Body::empty(),
+                    file: Some(file_target(value, status, headers)?),
+                });
+            }
             let body = value.getattr("body")?;
             let body = Body::full(Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes()));
             return Ok(Reply {
                 status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 headers: headers_from(&value.getattr("raw_headers")?)?,
                 body,
+                file: None,
             });
         }
         Ok(Reply {
@@ -78,6 +112,7 @@ impl Reply {
                 HeaderValue::from_static("application/json"),
             )],
             body: Body::full(json_bytes(py, value)?),
+            file: None,
         })
     }
 
@@ -110,6 +145,7 @@ impl Reply {
                     status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                     headers,
                     body: Body::full(json_bytes(py, body.as_any())?),
+                    file: None,
                 })
             };
             return build().map_err(|_| ApiError::Internal(None));
@@ -123,7 +159,16 @@ impl Reply {
         Err(ApiError::Internal(if debug { traceback } else { None }))
     }
 
-    /// The HTTP response.
+    /// The HTTP response; a `FileResponse` is opened and read here, honouring the
+    /// request's conditions and range like a static file.
+    pub async fn respond(self, cond: Conditions) -> Response<Body> {
+        match self.file {
+            Some(target) => target.serve(cond).await,
+            None => self.into_response(),
+        }
+    }
+
+    /// The HTTP response (of anything but a `FileResponse`).
     pub fn into_response(self) -> Response<Body> {
         let mut resp = Response::new(self.body);
         *resp.status_mut() = self.status;

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 
 use crate::endpoint::{CallMode, Constant, Endpoint, PyEndpoint};
 use crate::errors::ApiError;
+use crate::files::StaticDir;
 use crate::router::{ParamKind, Router};
 
 /// A path parameter as Python declares it: `(name, type, choices, converter)`.
@@ -146,6 +147,30 @@ impl RouteTable {
             .map_err(|_| PyValueError::new_err(format!("bad content type {content_type:?}")))?;
         let constant = Constant::new(status, content_type, Bytes::from(body));
         self.add(&methods, path, &[], Endpoint::Constant(Arc::new(constant)))
+    }
+
+    /// Serves the files below `directory` at `{prefix}/{path:path}` (GET and HEAD)
+    /// from Rust; with `html`, a directory's `index.html` answers for it, including
+    /// `{prefix}/` itself.
+    #[pyo3(signature = (prefix, directory, *, html=false))]
+    fn add_static(&self, prefix: &str, directory: std::path::PathBuf, html: bool) -> PyResult<()> {
+        let dir = StaticDir::new(prefix, &directory, html).map_err(|e| {
+            PyValueError::new_err(format!(
+                "cannot serve directory {}: {e}",
+                directory.display()
+            ))
+        })?;
+        let template = dir.template();
+        let root = dir.root_template();
+        let ep = Endpoint::Static(Arc::new(dir));
+        let get = ["GET".to_owned()];
+        self.add(&get, &template, &[], ep.clone())?;
+        // The catch-all parameter never matches an empty rest, so the mount's own
+        // index needs a route of its own.
+        if html {
+            self.add(&get, &root, &[], ep)?;
+        }
+        Ok(())
     }
 
     /// Adds the native liveness (`kind="health"`) or readiness (`kind="ready"`) check.

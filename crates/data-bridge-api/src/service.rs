@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::Body;
+use crate::conditional::Conditions;
 use crate::dispatch::Dispatcher;
 use crate::endpoint::Endpoint;
 use crate::errors::{json_response, ApiError};
@@ -89,6 +90,10 @@ pub async fn handle(
             }
         }
         Endpoint::Constant(c) => return c.respond(),
+        Endpoint::Static(dir) => {
+            let cond = Conditions::from_request(&parts.method, &parts.headers);
+            return dir.clone().serve(parts.uri.path(), cond).await;
+        }
         Endpoint::Python(ep) => ep.clone(),
     };
     let declared = parts
@@ -103,6 +108,8 @@ pub async fn handle(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    // Kept for a `FileResponse`, which answers ranges and conditions like static files.
+    let cond = Conditions::from_request(&parts.method, &parts.headers);
     let data = RequestData {
         method: parts.method,
         uri: parts.uri,
@@ -114,7 +121,7 @@ pub async fn handle(
         params: found.params,
     };
     match state.dispatcher.spawn_python_handler(endpoint, data).await {
-        Ok(reply) => reply.into_response(),
+        Ok(reply) => reply.respond(cond).await,
         Err(e) => e.into_response(),
     }
 }
