@@ -7,6 +7,8 @@ from typing import Any
 
 import pydantic_core
 
+from data_bridge.headers import MutableHeaders
+
 __all__ = [
     "HTMLResponse",
     "JSONResponse",
@@ -52,8 +54,9 @@ class Response:
         return str(content).encode(self.charset)
 
     @property
-    def headers(self) -> dict[str, str]:
-        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
+    def headers(self) -> MutableHeaders:
+        """The headers, editable in place (``response.headers["X-A"] = "1"``)."""
+        return MutableHeaders(self.raw_headers)
 
     def set_cookie(
         self,
