@@ -187,25 +187,24 @@ class _Runner:
         self.is_async = root.needs_async or handler_async
 
     def _finish(self, raw: Any, ctx: Context) -> Any:
-        sub = ctx.sub_response
         if isinstance(raw, Response):
-            response = raw
+            # As FastAPI: a returned response is sent as is, without the injected one's
+            # headers or status.
+            return raw
+        sub = ctx.sub_response
+        if self.output is None and self.json_class and sub is None and body_allowed(self.status):
+            return raw  # Rust encodes it, with the route's status.
+        content = self.output(raw) if self.output is not None else raw
+        if self.json_class and self.output is not None:
+            response = Response(content, self.status, media_type="application/json")
         else:
-            content = self.output(raw) if self.output is not None else raw
-            if self.json_class and self.output is None and sub is None:
-                if body_allowed(self.status):
-                    return raw  # Rust encodes it, with the route's status.
-                return Response(status_code=self.status)
-            if self.json_class and self.output is not None:
-                response = Response(content, self.status, media_type="application/json")
-            else:
-                response = self.response_class(content, status_code=self.status)
-            if not body_allowed(self.status):
-                response.body = b""
+            response = self.response_class(content, status_code=self.status)
         if sub is not None:
             if sub.status_code is not None:
                 response.status_code = sub.status_code
             response.raw_headers.extend(sub.raw_headers)
+        if not body_allowed(response.status_code):
+            response.body = b""
         return response
 
     async def _handle(self, native: Any, offload: bool) -> Any:

@@ -10,6 +10,13 @@ from typing import Any
 ASPECTS = ("status", "body", "content-type", "allow", "location", "set-cookie", "x-headers")
 
 
+# The one systematic difference: data-bridge's 405 names every method the path serves.
+ALLOW = (
+    "405 Allow: data-bridge lists every method the path serves (with HEAD and OPTIONS, "
+    "RFC 9110 section 15.5.6); Starlette lists the first matching route's methods"
+)
+
+
 @dataclass(frozen=True)
 class Call:
     """One request. ``differs`` maps an aspect of the reply (see ``ASPECTS``) to why

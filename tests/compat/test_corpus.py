@@ -59,13 +59,11 @@ def servers(request: pytest.FixtureRequest) -> Iterator[dict[str, dict[str, http
 
 def _send(client: httpx.Client, call: Call) -> httpx.Response:
     client.cookies.clear()
+    headers = dict(call.headers)
+    if call.cookies:
+        headers["cookie"] = "; ".join(f"{k}={v}" for k, v in call.cookies.items())
     return client.request(
-        call.method,
-        call.path,
-        json=call.json,
-        content=call.content,
-        headers=call.headers,
-        cookies=call.cookies or None,
+        call.method, call.path, json=call.json, content=call.content, headers=headers
     )
 
 

@@ -8,7 +8,7 @@ import enum
 import uuid
 from typing import Annotated, Any
 
-from tests.compat.corpus import Call
+from tests.compat.corpus import ALLOW, Call
 
 
 class Color(str, enum.Enum):
@@ -84,11 +84,6 @@ def build(api: Any) -> Any:
 
     return app
 
-
-ALLOW = (
-    "405 Allow: data-bridge lists every method the path serves (with HEAD and OPTIONS, "
-    "RFC 9110 section 15.5.6); Starlette lists the first matching route's methods"
-)
 
 REQUESTS = [
     Call("GET", "/items"),
