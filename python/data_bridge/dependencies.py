@@ -240,5 +240,3 @@ def path_only(dependant: Dependant) -> bool:
         and dependant.response_name is None
         and all(f.source == "path" for f in dependant.fields)
     )
-
-

@@ -152,11 +152,14 @@ def compile_route(
     # Python validates every parameter, so Rust passes path segments through as text.
     params = [(n, "path" if p else "str", None, None) for n, p in declared]
     root = dataclasses.replace(
-        dependant, dependencies=[*((None, d) for d in route.route_dependants), *dependant.dependencies]
+        dependant,
+        dependencies=[*((None, d) for d in route.route_dependants), *dependant.dependencies],
     )
     run = _Runner(route, root, app, handlers, status, model)
     if run.is_async:
-        return Route(route.methods, route.path, run.run_async, True, "request", params, status, timeout)
+        return Route(
+            route.methods, route.path, run.run_async, True, "request", params, status, timeout
+        )
     return Route(route.methods, route.path, run.run_sync, False, "request", params, status, timeout)
 
 

@@ -73,11 +73,23 @@ REQUESTS = [
     Call("POST", "/items", json=None),
     Call("POST", "/items"),
     Call("POST", "/items", content=b"{bad json", headers={"content-type": "application/json"}),
-    Call("POST", "/items", content=b'{"name": "pen",}', headers={"content-type": "application/json"}),
+    Call(
+        "POST", "/items", content=b'{"name": "pen",}', headers={"content-type": "application/json"}
+    ),
     Call("POST", "/items", content=b"", headers={"content-type": "application/json"}),
-    Call("POST", "/items", content=b'{"name":"pen","price":1}', headers={"content-type": "text/plain"}),
+    Call(
+        "POST",
+        "/items",
+        content=b'{"name":"pen","price":1}',
+        headers={"content-type": "text/plain"},
+    ),
     Call("POST", "/items", content=b'{"name":"pen","price":1}'),
-    Call("POST", "/items", content=b'{"name":"pen","price":1}', headers={"content-type": "application/vnd.api+json"}),
+    Call(
+        "POST",
+        "/items",
+        content=b'{"name":"pen","price":1}',
+        headers={"content-type": "application/vnd.api+json"},
+    ),
     Call("POST", "/items", content=b"null", headers={"content-type": "application/json"}),
     Call("PUT", "/items/3?q=x", json=GOOD),
     Call("PUT", "/items/x", json={"price": 0}),

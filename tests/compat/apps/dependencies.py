@@ -57,9 +57,7 @@ def build(api: Any) -> Any:
         return {"q": f.q, "exact": f.exact}
 
     @app.get("/cached")
-    def cached(
-        a: Annotated[str, api.Depends(user)], b: Annotated[str, api.Depends(user)]
-    ) -> Any:
+    def cached(a: Annotated[str, api.Depends(user)], b: Annotated[str, api.Depends(user)]) -> Any:
         return {"same": a == b}
 
     @app.get("/yield")
