@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from data_bridge._native import __version__
 from data_bridge.app import App
-from data_bridge.exceptions import HTTPException
+from data_bridge.dependencies import Depends
+from data_bridge.exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from data_bridge.params import Body, Cookie, Header, Path, Query
 from data_bridge.requests import Request
 from data_bridge.responses import (
     FileResponse,
@@ -18,18 +20,28 @@ from data_bridge.responses import (
     RedirectResponse,
     Response,
 )
+from data_bridge.routing import APIRouter
 from data_bridge.server import serve, start
 
 __all__ = [
+    "APIRouter",
     "App",
+    "Body",
+    "Cookie",
+    "Depends",
     "FileResponse",
     "HTMLResponse",
     "HTTPException",
+    "Header",
     "JSONResponse",
+    "Path",
     "PlainTextResponse",
+    "Query",
     "RedirectResponse",
     "Request",
+    "RequestValidationError",
     "Response",
+    "ResponseValidationError",
     "__version__",
     "serve",
     "start",

@@ -4,70 +4,100 @@ data-bridge server (see :func:`data_bridge.serve`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import pydantic_core
 
 from data_bridge import _native
-from data_bridge.routing import Route, compile_route
+from data_bridge.dependencies import Depends
+from data_bridge.endpoints import Route, compile_route
+from data_bridge.exceptions import RequestValidationError
+from data_bridge.requests import Request, State
+from data_bridge.responses import JSONResponse, Response
+from data_bridge.routing import APIRouter
 
 __all__ = ["App"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _jsonable(value: Any) -> Any:
+    # As FastAPI's encoder: an exception in an error's ``ctx`` encodes as ``{}``.
+    return {} if isinstance(value, BaseException) else str(value)
+
+
+def request_validation_handler(request: Request, exc: RequestValidationError) -> Response:
+    """The default answer to invalid input: 422 and ``{"detail": [errors]}``."""
+    body = pydantic_core.to_json({"detail": exc.errors()}, fallback=_jsonable)
+    return Response(body, 422, media_type="application/json")
+
+
 class App:
     """A web application: routes plus start-up and shutdown hooks."""
 
-    def __init__(self, *, debug: bool = False, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        debug: bool = False,
+        timeout: float | None = None,
+        dependencies: Sequence[Depends] | None = None,
+        default_response_class: type[Response] = JSONResponse,
+        title: str = "data-bridge",
+        version: str = "0.1.0",
+    ) -> None:
         self.debug = debug
         self.timeout = timeout
-        self.routes: list[Route] = []
+        self.title = title
+        self.version = version
+        self.state = State()
+        self.router = APIRouter(
+            dependencies=dependencies, default_response_class=default_response_class
+        )
+        self.exception_handlers: dict[type[BaseException], Callable[..., Any]] = {}
         self._constants: list[tuple[list[str], str, bytes, int, str]] = []
         self._statics: list[tuple[str, str, bool]] = []
         self._probes: list[tuple[str, str]] = [("/health", "health"), ("/ready", "ready")]
         self._startup: list[Callable[[], Awaitable[None] | None]] = []
         self._shutdown: list[Callable[[], Awaitable[None] | None]] = []
 
-    def api_route(
-        self,
-        path: str,
-        *,
-        methods: list[str],
-        status_code: int = 200,
-        timeout: float | None = None,
-    ) -> Callable[[F], F]:
-        """Registers the decorated function for ``methods`` on ``path``."""
+    # -- routes -------------------------------------------------------------------
 
-        def decorator(func: F) -> F:
-            self.routes.append(
-                compile_route(
-                    [m.upper() for m in methods],
-                    path,
-                    func,
-                    status_code=status_code,
-                    timeout=timeout if timeout is not None else self.timeout,
-                )
-            )
-            return func
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        """Declares ``endpoint`` on ``path`` (see :meth:`APIRouter.add_api_route`)."""
+        self.router.add_api_route(path, endpoint, **options)
 
-        return decorator
+    def api_route(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Registers the decorated function for ``methods`` (default GET) on ``path``."""
+        return self.router.api_route(path, **options)
 
-    def get(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.api_route(path, methods=["GET"], **kwargs)
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.router.get(path, **options)
 
-    def post(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.api_route(path, methods=["POST"], **kwargs)
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.router.post(path, **options)
 
-    def put(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.api_route(path, methods=["PUT"], **kwargs)
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.router.put(path, **options)
 
-    def patch(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.api_route(path, methods=["PATCH"], **kwargs)
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.router.patch(path, **options)
 
-    def delete(self, path: str, **kwargs: Any) -> Callable[[F], F]:
-        return self.api_route(path, methods=["DELETE"], **kwargs)
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.router.delete(path, **options)
+
+    def head(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.router.head(path, **options)
+
+    def options(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.router.options(path, **options)
+
+    def include_router(self, router: APIRouter, **options: Any) -> None:
+        """Adds ``router``'s routes (``prefix=``, ``tags=``, ``dependencies=``)."""
+        self.router.include_router(router, **options)
+
+    def url_path_for(self, name: str, /, **params: Any) -> str:
+        return self.router.url_path_for(name, **params)
 
     def constant(
         self,
@@ -91,6 +121,23 @@ class App:
             raise RuntimeError(f"Directory '{os.fspath(directory)}' does not exist")
         self._statics.append((path, os.path.abspath(directory), html))
 
+    # -- hooks and handlers ---------------------------------------------------------
+
+    def exception_handler(self, exc_class: type[BaseException]) -> Callable[[F], F]:
+        """Registers ``handler(request, exc)`` (sync or async, returning a ``Response``)
+        for ``exc_class`` and its subclasses raised while handling a request."""
+
+        def decorator(func: F) -> F:
+            self.exception_handlers[exc_class] = func
+            return func
+
+        return decorator
+
+    def add_exception_handler(
+        self, exc_class: type[BaseException], handler: Callable[..., Any]
+    ) -> None:
+        self.exception_handlers[exc_class] = handler
+
     def on_event(self, event: str) -> Callable[[F], F]:
         """Registers a ``"startup"`` or ``"shutdown"`` hook (sync or async)."""
 
@@ -105,10 +152,31 @@ class App:
 
         return decorator
 
+    # -- the native table -------------------------------------------------------------
+
+    @property
+    def routes(self) -> list[Route]:
+        """Every route, compiled for the native table."""
+        handlers: dict[type[BaseException], Callable[..., Any]] = {
+            RequestValidationError: request_validation_handler,
+            **self.exception_handlers,
+        }
+        return [
+            compile_route(
+                r,
+                app=self,
+                app_timeout=self.timeout,
+                handlers=handlers,
+                custom_handlers=bool(self.exception_handlers),
+            )
+            for r in self.router.routes
+        ]
+
     def route_table(self) -> _native.RouteTable:
         """The native route table; conflicting routes raise ``ValueError`` here."""
         table = _native.RouteTable()
-        taken = {(m, r.path) for r in self.routes for m in r.methods}
+        routes = self.routes
+        taken = {(m, r.path) for r in routes for m in r.methods}
         for path, kind in self._probes:
             if ("GET", path) not in taken:
                 table.add_probe(path, kind)
@@ -118,7 +186,7 @@ class App:
             )
         for path, directory, html in self._statics:
             table.add_static(path, directory, html=html)
-        for r in self.routes:
+        for r in routes:
             table.add_python(
                 r.methods,
                 r.path,

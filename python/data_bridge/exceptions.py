@@ -5,7 +5,7 @@ from __future__ import annotations
 import http
 from typing import Any
 
-__all__ = ["HTTPException"]
+__all__ = ["HTTPException", "RequestValidationError", "ResponseValidationError"]
 
 
 class HTTPException(Exception):
@@ -28,4 +28,35 @@ class HTTPException(Exception):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(status_code={self.status_code!r}, detail={self.detail!r})"
+        )
+
+
+class RequestValidationError(ValueError):
+    """The request's parameters or body failed validation; answered with 422 and
+    ``{"detail": errors}`` unless an exception handler is registered for it."""
+
+    def __init__(self, errors: list[dict[str, Any]], *, body: Any = None) -> None:
+        super().__init__(errors)
+        self._errors = errors
+        self.body = body
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._errors
+
+
+class ResponseValidationError(ValueError):
+    """A handler's return value does not match its ``response_model`` (a server
+    error: the client gets 500)."""
+
+    def __init__(self, errors: list[dict[str, Any]], *, body: Any = None) -> None:
+        super().__init__(errors)
+        self._errors = errors
+        self.body = body
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._errors
+
+    def __str__(self) -> str:
+        return f"{len(self._errors)} validation errors for the response:\n" + "\n".join(
+            f"  {e}" for e in self._errors
         )

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 from data_bridge import _native
 
-__all__ = ["Headers", "QueryParams", "Request"]
+__all__ = ["Headers", "QueryParams", "Request", "State"]
 
 
 class Headers:
@@ -67,15 +67,27 @@ class QueryParams(Headers):
         return [v for k, v in self._pairs if k == name]
 
 
+class State:
+    """Attributes set freely: ``app.state.db = ...``, ``request.state.user = ...``."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"State({self.__dict__!r})"
+
+
 class Request:
     """An HTTP request. Nothing is copied from Rust until it is read."""
 
-    def __init__(self, native: _native.RequestData) -> None:
+    def __init__(self, native: _native.RequestData, app: Any = None) -> None:
         self._native = native
         self._headers: Headers | None = None
         self._query: QueryParams | None = None
         self._path_params: dict[str, Any] | None = None
-        self.state: dict[str, Any] = {}
+        self._cookies: dict[str, str] | None = None
+        self.app = app
+        self.state = State()
 
     @property
     def method(self) -> str:
@@ -111,10 +123,12 @@ class Request:
 
     @property
     def cookies(self) -> dict[str, str]:
-        cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
-        for value in self.headers.getlist("cookie"):
-            cookie.load(value)
-        return {k: m.value for k, m in cookie.items()}
+        if self._cookies is None:
+            cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+            for value in self.headers.getlist("cookie"):
+                cookie.load(value)
+            self._cookies = {k: m.value for k, m in cookie.items()}
+        return self._cookies
 
     @property
     def client(self) -> tuple[str, int] | None:

@@ -9,6 +9,8 @@ from urllib.parse import quote
 
 import pydantic_core
 
+from data_bridge.headers import MutableHeaders
+
 __all__ = [
     "FileResponse",
     "HTMLResponse",
@@ -55,8 +57,9 @@ class Response:
         return str(content).encode(self.charset)
 
     @property
-    def headers(self) -> dict[str, str]:
-        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
+    def headers(self) -> MutableHeaders:
+        """The headers, editable in place (``response.headers["X-A"] = "1"``)."""
+        return MutableHeaders(self.raw_headers)
 
     def set_cookie(
         self,

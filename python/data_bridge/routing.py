@@ -1,169 +1,205 @@
-"""Turns a handler function into what the Rust router needs: its calling convention,
-the declared types of its path parameters, and (when it takes more than path
-parameters) a wrapper that extracts query parameters and the pydantic body."""
+"""Declaring routes: ``APIRouter`` and its decorators, ``include_router`` (prefix, tags,
+dependencies) and ``url_path_for``. A declared :class:`APIRoute` is analysed here, once;
+:mod:`data_bridge.endpoints` turns it into what the native route table runs."""
 
 from __future__ import annotations
 
-import enum
-import inspect
 import re
-import typing
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-import pydantic
+from data_bridge.dependencies import Dependant, Depends, analyze
+from data_bridge.responses import JSONResponse, Response
 
-from data_bridge.exceptions import HTTPException
-from data_bridge.requests import Request
+__all__ = ["DEFAULT", "APIRoute", "APIRouter", "path_names"]
 
-__all__ = ["Route", "compile_route"]
-
+F = TypeVar("F", bound=Callable[..., Any])
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(:path)?}")
-_SIMPLE = {str: "str", int: "int", float: "float", bool: "bool"}
-_MISSING = inspect.Parameter.empty
 
 
-@dataclass
-class Route:
-    """A route ready for the native route table."""
-
-    methods: list[str]
-    path: str
-    func: Callable[..., Any]
-    is_async: bool
-    mode: str
-    params: list[tuple[str, str, list[str] | None, Callable[[Any], Any] | None]]
-    status_code: int
-    timeout: float | None
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
 
 
-def _path_param_spec(
-    name: str, annotation: Any, is_path: bool
-) -> tuple[str, str, list[str] | None, Callable[[Any], Any] | None]:
-    if is_path:
-        return (name, "path", None, None)
-    if annotation in _SIMPLE:
-        return (name, _SIMPLE[annotation], None, None)
-    if annotation is uuid.UUID:
-        return (name, "uuid", None, uuid.UUID)
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return (name, "choice", [str(m.value) for m in annotation], _enum_converter(annotation))
-    return (name, "str", None, None)
+DEFAULT: Any = _Default()
 
 
-def _enum_converter(cls: type[enum.Enum]) -> Callable[[Any], Any]:
-    by_text = {str(m.value): m for m in cls}
-    return by_text.__getitem__
+def path_names(path: str) -> list[tuple[str, bool]]:
+    """``[(name, is_path_kind), ...]`` of the parameters in a path template."""
+    return [(m.group(1), bool(m.group(2))) for m in _PARAM.finditer(path)]
 
 
-def _located(errors: list[Any], *prefix: str) -> list[dict[str, Any]]:
-    """pydantic errors in FastAPI's shape, located under ``prefix`` (e.g. "body")."""
-    out = []
-    for err in errors:
-        item = {k: err[k] for k in ("type", "loc", "msg", "input") if k in err}
-        item["loc"] = [*prefix, *err.get("loc", ())]
-        if "ctx" in err:
-            item["ctx"] = {k: str(v) for k, v in err["ctx"].items()}
-        out.append(item)
-    return out
+class APIRoute:
+    """A declared route: its endpoint (analysed) and the options it was declared with."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Sequence[str],
+        status_code: int | None = None,
+        response_model: Any = DEFAULT,
+        response_class: type[Response] = JSONResponse,
+        dependencies: Sequence[Depends] = (),
+        tags: Sequence[str] = (),
+        name: str | None = None,
+        timeout: float | None = None,
+        response_model_exclude_unset: bool = False,
+        response_model_exclude_none: bool = False,
+        response_model_exclude_defaults: bool = False,
+        response_model_by_alias: bool = True,
+        response_model_include: Any = None,
+        response_model_exclude: Any = None,
+        **_: Any,
+    ) -> None:
+        self.path = path
+        self.endpoint = endpoint
+        self.methods = [m.upper() for m in methods]
+        self.status_code = status_code
+        self.response_model = response_model
+        self.response_class = response_class
+        self.dependencies = list(dependencies)
+        self.tags = list(tags)
+        self.name = name or getattr(endpoint, "__name__", "endpoint")
+        self.timeout = timeout
+        self.output_options = {
+            "exclude_unset": response_model_exclude_unset,
+            "exclude_none": response_model_exclude_none,
+            "exclude_defaults": response_model_exclude_defaults,
+            "by_alias": response_model_by_alias,
+            "include": response_model_include,
+            "exclude": response_model_exclude,
+        }
+        names = {n for n, _ in path_names(path)}
+        self.dependant: Dependant = analyze(endpoint, names)
+        self.route_dependants = [
+            analyze(d.dependency, names, d.use_cache) for d in self.dependencies if d.dependency
+        ]
+
+    def with_prefix(
+        self, prefix: str, tags: Sequence[str], dependencies: Sequence[Depends]
+    ) -> APIRoute:
+        """This route as included under ``prefix`` with extra tags and dependencies."""
+        clone = APIRoute.__new__(APIRoute)
+        clone.__dict__.update(self.__dict__)
+        clone.path = prefix + self.path
+        clone.tags = [*tags, *self.tags]
+        clone.dependencies = [*dependencies, *self.dependencies]
+        names = {n for n, _ in path_names(clone.path)}
+        if names != {n for n, _ in path_names(self.path)}:
+            clone.dependant = analyze(self.endpoint, names)
+        clone.route_dependants = [
+            analyze(d.dependency, names, d.use_cache) for d in clone.dependencies if d.dependency
+        ]
+        return clone
+
+    def url_path(self, **params: Any) -> str:
+        def fill(m: re.Match[str]) -> str:
+            return str(params[m.group(1)])
+
+        return _PARAM.sub(fill, self.path)
 
 
-class _Extractor:
-    """Builds a handler's keyword arguments from a request."""
+class APIRouter:
+    """A group of routes sharing a prefix, tags and dependencies; include it in an app
+    (or another router) with ``include_router``."""
 
-    def __init__(self, func: Callable[..., Any], path_names: set[str]) -> None:
-        hints = typing.get_type_hints(func)
-        self.steps: list[tuple[str, str, Any, Any]] = []
-        for p in inspect.signature(func).parameters.values():
-            annotation = hints.get(p.name, Any)
-            if p.name in path_names:
-                self.steps.append((p.name, "path", None, None))
-            elif annotation is Request:
-                self.steps.append((p.name, "request", None, None))
-            elif isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-                self.steps.append((p.name, "body", annotation, None))
-            else:
-                adapter = pydantic.TypeAdapter(annotation)
-                self.steps.append((p.name, "query", adapter, p.default))
+    def __init__(
+        self,
+        *,
+        prefix: str = "",
+        tags: Sequence[str] | None = None,
+        dependencies: Sequence[Depends] | None = None,
+        default_response_class: type[Response] = JSONResponse,
+    ) -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError("a prefix must start with '/' and not end with '/'")
+        self.prefix = prefix
+        self.tags = list(tags or [])
+        self.dependencies = list(dependencies or [])
+        self.default_response_class = default_response_class
+        self.routes: list[APIRoute] = []
 
-    def __call__(self, native: Any) -> dict[str, Any]:
-        request = Request(native)
-        kwargs: dict[str, Any] = {}
-        errors: list[dict[str, Any]] = []
-        for name, kind, extra, default in self.steps:
-            if kind == "path":
-                kwargs[name] = request.path_params[name]
-            elif kind == "request":
-                kwargs[name] = request
-            elif kind == "body":
-                body = native.body_bytes()
-                if not body:
-                    errors.append(
-                        {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
-                    )
-                    continue
-                try:
-                    kwargs[name] = extra.model_validate_json(body)
-                except pydantic.ValidationError as exc:
-                    errors.extend(_located(exc.errors(include_url=False), "body"))
-            else:
-                raw = request.query_params.get(name)
-                if raw is None:
-                    if default is _MISSING:
-                        errors.append(
-                            {
-                                "type": "missing",
-                                "loc": ["query", name],
-                                "msg": "Field required",
-                                "input": None,
-                            }
-                        )
-                    else:
-                        kwargs[name] = default
-                    continue
-                try:
-                    kwargs[name] = extra.validate_strings(raw)
-                except pydantic.ValidationError as exc:
-                    errors.extend(_located(exc.errors(include_url=False), "query", name))
-        if errors:
-            # FastAPI reports every invalid input of a request at once.
-            raise HTTPException(422, errors)
-        return kwargs
+    def add_api_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Sequence[str] | None = None,
+        dependencies: Sequence[Depends] | None = None,
+        tags: Sequence[str] | None = None,
+        response_class: type[Response] | None = None,
+        **options: Any,
+    ) -> None:
+        """Declares ``endpoint`` for ``methods`` (default ``["GET"]``) on ``path``."""
+        route = APIRoute(
+            self.prefix + path,
+            endpoint,
+            methods=methods or ["GET"],
+            dependencies=[*self.dependencies, *(dependencies or [])],
+            tags=[*self.tags, *(tags or [])],
+            response_class=response_class or self.default_response_class,
+            **options,
+        )
+        self.routes.append(route)
 
+    def api_route(
+        self, path: str, *, methods: Sequence[str] | None = None, **options: Any
+    ) -> Callable[[F], F]:
+        """Decorator form of :meth:`add_api_route`."""
 
-def compile_route(
-    methods: list[str],
-    path: str,
-    func: Callable[..., Any],
-    *,
-    status_code: int = 200,
-    timeout: float | None = None,
-) -> Route:
-    """Analyses ``func`` for ``path`` and picks the cheapest way to call it."""
-    declared = [(m.group(1), bool(m.group(2))) for m in _PARAM.finditer(path)]
-    path_names = {name for name, _ in declared}
-    hints = typing.get_type_hints(func)
-    params = [_path_param_spec(name, hints.get(name, str), is_path) for name, is_path in declared]
-    signature = list(inspect.signature(func).parameters.values())
-    is_async = inspect.iscoroutinefunction(func)
-    names = [p.name for p in signature]
-    if not signature:
-        return Route(methods, path, func, is_async, "none", params, status_code, timeout)
-    if names == [name for name, _ in declared]:
-        return Route(methods, path, func, is_async, "path", params, status_code, timeout)
-    extract = _Extractor(func, path_names)
-    if is_async:
+        def decorator(func: F) -> F:
+            self.add_api_route(path, func, methods=methods, **options)
+            return func
 
-        async def call_async(native: Any) -> Any:
-            return await func(**extract(native))
+        return decorator
 
-        wrapper: Callable[..., Any] = call_async
-    else:
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.api_route(path, methods=["GET"], **options)
 
-        def call_sync(native: Any) -> Any:
-            return func(**extract(native))
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.api_route(path, methods=["POST"], **options)
 
-        wrapper = call_sync
-    return Route(methods, path, wrapper, is_async, "request", params, status_code, timeout)
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.api_route(path, methods=["PUT"], **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.api_route(path, methods=["PATCH"], **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.api_route(path, methods=["DELETE"], **options)
+
+    def head(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.api_route(path, methods=["HEAD"], **options)
+
+    def options(self, path: str, **options: Any) -> Callable[[F], F]:
+        return self.api_route(path, methods=["OPTIONS"], **options)
+
+    def include_router(
+        self,
+        router: APIRouter,
+        *,
+        prefix: str = "",
+        tags: Sequence[str] | None = None,
+        dependencies: Sequence[Depends] | None = None,
+    ) -> None:
+        """Adds ``router``'s routes under ``prefix``; this router's own dependencies
+        run first, then ``dependencies``, then the route's."""
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError("a prefix must start with '/' and not end with '/'")
+        extra = [*self.dependencies, *(dependencies or [])]
+        for route in router.routes:
+            self.routes.append(
+                route.with_prefix(self.prefix + prefix, [*self.tags, *(tags or [])], extra)
+            )
+
+    def url_path_for(self, name: str, /, **params: Any) -> str:
+        """The path of the route called ``name`` (its function's name unless given),
+        with ``params`` filled in; ``LookupError`` if there is no such route."""
+        for route in self.routes:
+            wanted = {n for n, _ in path_names(route.path)}
+            if route.name == name and wanted == set(params):
+                return route.url_path(**params)
+        raise LookupError(f"no route named {name!r} with parameters {sorted(params)}")

@@ -221,6 +221,7 @@ def test_enum_parameters(client: httpx.Client) -> None:
                 "loc": ["path", "color"],
                 "msg": "Input should be 'red' or 'green'",
                 "input": "blue",
+                "ctx": {"expected": "'red' or 'green'"},
             }
         ]
     }

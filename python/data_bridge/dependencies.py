@@ -1,0 +1,242 @@
+"""``Depends`` and the analysis of a callable's signature into a :class:`Dependant`:
+which parameter comes from the path, the query string, a header, a cookie, the body,
+another dependency, or is the injected ``Request``/``Response``.
+
+The analysis runs once, when a route is declared; it compiles one pydantic
+``TypeAdapter`` per parameter (validation then runs in pydantic-core, and errors carry
+exactly the ``type``/``msg``/``input``/``ctx`` FastAPI reports). Solving a dependant
+for a request lives in :mod:`data_bridge.solver`.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import pydantic
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from data_bridge.params import Body, Header, Param, Path, Query
+from data_bridge.requests import Request
+from data_bridge.responses import Response
+
+__all__ = ["Dependant", "Depends", "ParamField", "analyze"]
+
+_ORDER = {"path": 0, "query": 1, "header": 2, "cookie": 3, "body": 4}
+_SEQUENCES = (list, set, frozenset, tuple, collections.abc.Sequence, collections.abc.Set)
+
+
+class Depends:
+    """Declares that a parameter's value is what ``dependency`` returns (or yields).
+
+    ``dependency`` may itself declare parameters and dependencies. Within one request a
+    dependency runs once and its value is reused, unless ``use_cache=False``.
+    """
+
+    def __init__(
+        self, dependency: Callable[..., Any] | None = None, *, use_cache: bool = True
+    ) -> None:
+        self.dependency = dependency
+        self.use_cache = use_cache
+
+    def __repr__(self) -> str:
+        name = getattr(self.dependency, "__name__", type(self.dependency).__name__)
+        return f"Depends({name})"
+
+
+@dataclass
+class ParamField:
+    """One value read from the request and validated by its own ``TypeAdapter``."""
+
+    name: str
+    source: str
+    alias: str
+    adapter: pydantic.TypeAdapter[Any]
+    info: FieldInfo
+    is_sequence: bool
+    embed: bool | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.info.is_required()
+
+    def default(self) -> Any:
+        return self.info.get_default(call_default_factory=True)
+
+
+@dataclass
+class Dependant:
+    """A callable and what its parameters need."""
+
+    call: Callable[..., Any]
+    fields: list[ParamField] = field(default_factory=list)
+    dependencies: list[tuple[str | None, Dependant]] = field(default_factory=list)
+    request_name: str | None = None
+    response_name: str | None = None
+    use_cache: bool = True
+    is_async: bool = False
+    is_gen: bool = False
+    is_async_gen: bool = False
+
+    def walk(self) -> collections.abc.Iterator[Dependant]:
+        """This dependant and every sub-dependency, depth first."""
+        for _, sub in self.dependencies:
+            yield from sub.walk()
+        yield self
+
+    @property
+    def needs_async(self) -> bool:
+        return any(d.is_async or d.is_async_gen for d in self.walk())
+
+
+def _strip_optional(t: Any) -> Any:
+    if get_origin(t) in (Union, types.UnionType):
+        args = [a for a in get_args(t) if a is not type(None)]
+        if len(args) == 1:
+            return _strip_optional(args[0])
+    if get_origin(t) is Annotated:
+        return _strip_optional(get_args(t)[0])
+    return t
+
+
+def _is_sequence(t: Any) -> bool:
+    t = _strip_optional(t)
+    origin = get_origin(t) or t
+    return (
+        isinstance(origin, type)
+        and issubclass(origin, _SEQUENCES)
+        and not issubclass(origin, (str, bytes))
+    )
+
+
+def _is_complex(t: Any) -> bool:
+    if get_origin(t) is Annotated:
+        return _is_complex(get_args(t)[0])
+    if get_origin(t) in (Union, types.UnionType):
+        return any(_is_complex(a) for a in get_args(t))
+    origin = get_origin(t) or t
+    if not isinstance(origin, type):
+        return False
+    return (
+        issubclass(origin, (pydantic.BaseModel, collections.abc.Mapping, *_SEQUENCES))
+        and not issubclass(origin, (str, bytes))
+    ) or dataclasses.is_dataclass(origin)
+
+
+def _is_query_type(t: Any) -> bool:
+    """Scalars and sequences of scalars come from the query string; the rest is body."""
+    if not _is_complex(t):
+        return True
+    if _is_sequence(t):
+        inner = _strip_optional(t)
+        return all(not _is_complex(a) for a in get_args(inner) if a is not Ellipsis)
+    return False
+
+
+def _injected(t: Any, cls: type) -> bool:
+    return isinstance(t, type) and issubclass(t, cls)
+
+
+def _unwrap_call(call: Callable[..., Any]) -> Callable[..., Any]:
+    """The function whose flavour (async, generator) decides how ``call`` runs."""
+    if inspect.isroutine(call) or inspect.isclass(call):
+        return call
+    dunder = getattr(call, "__call__", None)  # noqa: B004 - instances with __call__
+    return dunder if dunder is not None else call
+
+
+def analyze(call: Callable[..., Any], path_names: set[str], use_cache: bool = True) -> Dependant:
+    """Reads ``call``'s signature into a :class:`Dependant`; raises ``TypeError`` on a
+    parameter it cannot place."""
+    flavour = _unwrap_call(call)
+    dep = Dependant(
+        call=call,
+        use_cache=use_cache,
+        is_async=inspect.iscoroutinefunction(flavour),
+        is_gen=inspect.isgeneratorfunction(flavour),
+        is_async_gen=inspect.isasyncgenfunction(flavour),
+    )
+    target = call.__init__ if inspect.isclass(call) else flavour  # type: ignore[misc]
+    hints = typing.get_type_hints(target, include_extras=True)
+    for p in inspect.signature(call).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        annotation = hints.get(p.name, Any)
+        marker: Any = None
+        extra: list[Any] = []
+        if get_origin(annotation) is Annotated:
+            annotation, *meta = get_args(annotation)
+            for m in meta:
+                if isinstance(m, (Param, Depends)):
+                    marker = m
+                else:
+                    extra.append(m)
+        default = p.default
+        if isinstance(default, (Param, Depends)):
+            marker, default = default, p.empty
+        if isinstance(marker, Depends):
+            sub_call = marker.dependency or annotation
+            dep.dependencies.append((p.name, analyze(sub_call, path_names, marker.use_cache)))
+            continue
+        if marker is None:
+            if _injected(annotation, Request):
+                dep.request_name = p.name
+                continue
+            if _injected(annotation, Response):
+                dep.response_name = p.name
+                continue
+            if p.name in path_names:
+                marker = Path()
+            elif _is_query_type(annotation):
+                marker = Query()
+            else:
+                marker = Body()
+        dep.fields.append(_param_field(p.name, annotation, extra, marker, default))
+    # FastAPI validates (and reports) path, query, header, cookie, then body.
+    dep.fields.sort(key=lambda f: _ORDER[f.source])
+    return dep
+
+
+def _param_field(
+    name: str, annotation: Any, extra: list[Any], marker: Param, default: Any
+) -> ParamField:
+    info = FieldInfo.merge_field_infos(marker)
+    if default is not inspect.Parameter.empty:
+        info.default = default
+    if isinstance(marker, Path):
+        info.default = PydanticUndefined
+    full = Annotated[(annotation, *extra, info)] if extra else Annotated[annotation, info]
+    alias = marker.alias or name
+    if isinstance(marker, Header) and marker.alias is None and marker.convert_underscores:
+        alias = name.replace("_", "-")
+    return ParamField(
+        name=name,
+        source=marker.source,
+        alias=alias,
+        adapter=pydantic.TypeAdapter(full),
+        info=info,
+        is_sequence=_is_sequence(annotation),
+        embed=marker.embed if isinstance(marker, Body) else None,
+    )
+
+
+def flat_body_fields(dependant: Dependant) -> list[ParamField]:
+    """Every body parameter of a route and its dependencies."""
+    return [f for d in dependant.walk() for f in d.fields if f.source == "body"]
+
+
+def path_only(dependant: Dependant) -> bool:
+    """Whether ``dependant`` needs nothing but its path parameters."""
+    return (
+        not dependant.dependencies
+        and dependant.request_name is None
+        and dependant.response_name is None
+        and all(f.source == "path" for f in dependant.fields)
+    )

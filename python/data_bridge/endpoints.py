@@ -1,0 +1,243 @@
+"""Turns a declared :class:`~data_bridge.routing.APIRoute` into what the native route
+table runs, choosing the cheapest calling convention:
+
+- ``none`` / ``path``: the handler takes nothing, or only its path parameters with
+  plain types, and needs nothing else (no dependencies, output model, exception
+  handlers). Rust converts the parameters and calls the handler directly; no Python
+  code of ours runs per request.
+- ``request``: everything else. Rust hands over the native request; a precompiled
+  closure solves the parameters and dependencies, calls the handler, applies the
+  output model and the injected ``Response``, and routes exceptions to their handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_args, get_origin
+
+import pydantic
+
+from data_bridge.dependencies import Dependant, flat_body_fields, path_only
+from data_bridge.exceptions import RequestValidationError, ResponseValidationError
+from data_bridge.requests import Request
+from data_bridge.responses import JSONResponse, Response
+from data_bridge.routing import DEFAULT, APIRoute, path_names
+from data_bridge.solver import UNSET, Context, located, read_body, run_sync, solve
+
+__all__ = ["Route", "compile_route"]
+
+_SIMPLE = {str: "str", int: "int", float: "float", bool: "bool"}
+ParamDecl = tuple[str, str, list[str] | None, Callable[[Any], Any] | None]
+Handlers = dict[type[BaseException], Callable[..., Any]]
+
+
+@dataclass
+class Route:
+    """A route ready for the native route table."""
+
+    methods: list[str]
+    path: str
+    func: Callable[..., Any]
+    is_async: bool
+    mode: str
+    params: list[ParamDecl]
+    status_code: int
+    timeout: float | None
+
+
+def body_allowed(status: int) -> bool:
+    return not (status < 200 or status in (204, 205, 304))
+
+
+def _native_kind(name: str, annotation: Any, is_path: bool) -> ParamDecl | None:
+    """How Rust converts a path parameter, or ``None`` if Rust cannot report its errors
+    exactly as pydantic does (UUIDs and enums: pydantic's messages and ``ctx`` carry
+    details Rust does not reproduce, so those routes validate in Python)."""
+    if is_path:
+        return (name, "path", None, None)
+    if annotation in _SIMPLE:
+        return (name, _SIMPLE[annotation], None, None)
+    return None
+
+
+def _contains_model(t: Any) -> bool:
+    if isinstance(t, type) and issubclass(t, pydantic.BaseModel):
+        return True
+    return any(_contains_model(a) for a in get_args(t))
+
+
+def _output_model(route: APIRoute) -> Any:
+    """The explicit ``response_model``, else a return annotation that names a model
+    (filtering matters there; plain annotations are trusted, to keep them free)."""
+    if route.response_model is not DEFAULT:
+        return route.response_model
+    try:
+        annotation = typing.get_type_hints(route.endpoint).get("return")
+    except Exception:
+        return None
+    if annotation is None or (
+        isinstance(get_origin(annotation) or annotation, type)
+        and issubclass(get_origin(annotation) or annotation, Response)
+    ):
+        return None
+    return annotation if _contains_model(annotation) else None
+
+
+class _Output:
+    """Validates and serialises a handler's return value with ``response_model``."""
+
+    def __init__(self, model: Any, options: dict[str, Any], as_json: bool) -> None:
+        self.adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(model)
+        self.options = options
+        self.as_json = as_json
+
+    def __call__(self, raw: Any) -> Any:
+        try:
+            value = self.adapter.validate_python(raw, from_attributes=True)
+        except pydantic.ValidationError as exc:
+            raise ResponseValidationError(located(exc, ("response",)), body=raw) from None
+        if self.as_json:
+            return self.adapter.dump_json(value, **self.options)
+        return self.adapter.dump_python(value, mode="json", **self.options)
+
+
+def find_handler(handlers: Handlers, exc: BaseException) -> Callable[..., Any] | None:
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+def compile_route(
+    route: APIRoute,
+    *,
+    app: Any,
+    app_timeout: float | None,
+    handlers: Handlers,
+    custom_handlers: bool,
+) -> Route:
+    """Picks how to call ``route`` and builds the per-request closure if one is needed."""
+    declared = path_names(route.path)
+    timeout = route.timeout if route.timeout is not None else app_timeout
+    status = route.status_code or 200
+    func = route.endpoint
+    dependant = route.dependant
+    model = _output_model(route)
+    json_class = route.response_class is JSONResponse
+    hints = typing.get_type_hints(func) if inspect.isfunction(func) else {}
+    native = [_native_kind(n, hints.get(n, str), p) for n, p in declared]
+    fast = (
+        path_only(dependant)
+        and not route.route_dependants
+        and not custom_handlers
+        and model is None
+        and json_class
+        and body_allowed(status)
+        and all(decl is not None for decl in native)
+        and all(not f.info.metadata for f in dependant.fields)
+        and [f.name for f in dependant.fields] == [n for n, _ in declared]
+        and inspect.isfunction(func)
+    )
+    is_async = inspect.iscoroutinefunction(func)
+    if fast:
+        mode = "path" if declared else "none"
+        params = typing.cast(list[ParamDecl], native)
+        return Route(route.methods, route.path, func, is_async, mode, params, status, timeout)
+    # Python validates every parameter, so Rust passes path segments through as text.
+    params = [(n, "path" if p else "str", None, None) for n, p in declared]
+    root = dataclasses.replace(
+        dependant,
+        dependencies=[*((None, d) for d in route.route_dependants), *dependant.dependencies],
+    )
+    run = _Runner(route, root, app, handlers, status, model)
+    if run.is_async:
+        return Route(
+            route.methods, route.path, run.run_async, True, "request", params, status, timeout
+        )
+    return Route(route.methods, route.path, run.run_sync, False, "request", params, status, timeout)
+
+
+class _Runner:
+    """The per-request closure of a ``request``-mode route."""
+
+    def __init__(
+        self,
+        route: APIRoute,
+        root: Dependant,
+        app: Any,
+        handlers: Handlers,
+        status: int,
+        model: Any,
+    ) -> None:
+        self.root = root
+        self.app = app
+        self.handlers = handlers
+        self.status = status
+        self.response_class = route.response_class
+        self.json_class = route.response_class is JSONResponse
+        self.output = _Output(model, route.output_options, self.json_class) if model else None
+        bodies = flat_body_fields(root)
+        self.has_body = bool(bodies)
+        self.embed = len({f.name for f in bodies}) > 1 or any(f.embed for f in bodies)
+        handler_async = any(inspect.iscoroutinefunction(h) for h in handlers.values())
+        self.endpoint_async = root.is_async
+        self.is_async = root.needs_async or handler_async
+
+    def _finish(self, raw: Any, ctx: Context) -> Any:
+        if isinstance(raw, Response):
+            # As FastAPI: a returned response is sent as is, without the injected one's
+            # headers or status.
+            return raw
+        sub = ctx.sub_response
+        if self.output is None and self.json_class and sub is None and body_allowed(self.status):
+            return raw  # Rust encodes it, with the route's status.
+        content = self.output(raw) if self.output is not None else raw
+        if self.json_class and self.output is not None:
+            response = Response(content, self.status, media_type="application/json")
+        else:
+            response = self.response_class(content, status_code=self.status)
+        if sub is not None:
+            if sub.status_code is not None:
+                response.status_code = sub.status_code
+            response.raw_headers.extend(sub.raw_headers)
+        if not body_allowed(response.status_code):
+            response.body = b""
+        return response
+
+    async def _handle(self, native: Any, offload: bool) -> Any:
+        request = Request(native, self.app)
+        try:
+            body = read_body(request) if self.has_body else UNSET
+            async with contextlib.AsyncExitStack() as stack:
+                ctx = Context(request, body, self.embed, stack)
+                values, errors = await solve(self.root, ctx)
+                if errors:
+                    raise RequestValidationError(errors, body=None if body is UNSET else body)
+                call = self.root.call
+                if self.endpoint_async:
+                    raw = await call(**values)
+                elif offload:
+                    raw = await asyncio.to_thread(call, **values)
+                else:
+                    raw = call(**values)
+                return self._finish(raw, ctx)
+        except Exception as exc:
+            handler = find_handler(self.handlers, exc)
+            if handler is None:
+                raise
+            result = handler(request, exc)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+    async def run_async(self, native: Any) -> Any:
+        return await self._handle(native, offload=True)
+
+    def run_sync(self, native: Any) -> Any:
+        return run_sync(self._handle(native, offload=False))

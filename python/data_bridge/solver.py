@@ -1,0 +1,203 @@
+"""Solving a route for one request: read each parameter from the request, validate it
+with its precompiled ``TypeAdapter``, run the dependencies (once each per request unless
+``use_cache=False``) and collect every validation error, located as FastAPI locates
+them (``["query", "limit"]``, ``["body", "price"]``).
+
+Solving is written once, as coroutines; a route whose dependencies are all plain
+functions drives them with :func:`run_sync`, since nothing in them ever suspends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from collections.abc import Coroutine
+from typing import Any
+
+import pydantic
+import pydantic_core
+
+from data_bridge.dependencies import Dependant, ParamField
+from data_bridge.exceptions import RequestValidationError
+from data_bridge.requests import Request
+from data_bridge.responses import Response
+
+__all__ = ["UNSET", "Context", "read_body", "run_sync", "solve"]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def missing(loc: tuple[Any, ...]) -> dict[str, Any]:
+    return {"type": "missing", "loc": loc, "msg": "Field required", "input": None}
+
+
+def located(exc: pydantic.ValidationError, prefix: tuple[Any, ...]) -> list[dict[str, Any]]:
+    return [{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False)]
+
+
+def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """The result of a coroutine that never suspends (only sync code underneath)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a route without async dependencies awaited something")
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    main, _, sub = kind.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+def read_body(request: Request) -> Any:
+    """The request body for body parameters: parsed JSON when the content type says
+    JSON, the raw bytes under any other content type, ``UNSET`` when empty. Malformed
+    JSON raises FastAPI's ``json_invalid`` validation error."""
+    raw = request._native.body_bytes()
+    if not raw:
+        return UNSET
+    content_type = request.headers.get("content-type")
+    if not content_type or not _is_json(content_type):
+        return raw
+    try:
+        return pydantic_core.from_json(raw)
+    except ValueError:
+        pass
+    # The stdlib parser names the error and its position as FastAPI reports them.
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        error = {
+            "type": "json_invalid",
+            "loc": ("body", exc.pos),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": exc.msg},
+        }
+        raise RequestValidationError([error], body=exc.doc) from None
+
+
+class Context:
+    """What solving one request shares between the route and its dependencies."""
+
+    __slots__ = ("_response", "body", "cache", "embed", "request", "stack")
+
+    def __init__(
+        self, request: Request, body: Any, embed: bool, stack: contextlib.AsyncExitStack
+    ) -> None:
+        self.request = request
+        self.body = body
+        self.embed = embed
+        self.stack = stack
+        self.cache: dict[Any, Any] = {}
+        self._response: Response | None = None
+
+    @property
+    def response(self) -> Response:
+        """The ``Response`` handed to parameters that ask for one; its headers, cookies
+        and status (if set) are applied to the reply."""
+        if self._response is None:
+            self._response = Response()
+            self._response.status_code = None  # type: ignore[assignment]
+        return self._response
+
+    @property
+    def sub_response(self) -> Response | None:
+        return self._response
+
+
+def _raw(f: ParamField, ctx: Context) -> tuple[Any, tuple[Any, ...]]:
+    source = f.source
+    if source == "body":
+        if not ctx.embed:
+            return ctx.body, ("body",)
+        loc = ("body", f.alias)
+        body = ctx.body
+        if body is UNSET or isinstance(body, bytes):
+            return UNSET, loc
+        if not isinstance(body, dict):
+            return _NOT_OBJECT, loc
+        return body.get(f.alias, UNSET), loc
+    loc = (source, f.alias)
+    request = ctx.request
+    if source == "path":
+        return request.path_params.get(f.alias, UNSET), loc
+    if source == "cookie":
+        return request.cookies.get(f.alias, UNSET), loc
+    values = request.query_params if source == "query" else request.headers
+    if f.is_sequence:
+        many = values.getlist(f.alias)
+        return (many if many else UNSET), loc
+    value = values.get(f.alias)
+    return (UNSET if value is None else value), loc
+
+
+_NOT_OBJECT: Any = _Unset()
+
+
+def _validate(f: ParamField, ctx: Context, errors: list[dict[str, Any]]) -> Any:
+    value, loc = _raw(f, ctx)
+    if value is _NOT_OBJECT:
+        errors.append(missing(loc))
+        return UNSET
+    if value is UNSET:
+        if f.required:
+            errors.append(missing(loc))
+            return UNSET
+        value = copy.deepcopy(f.default())
+        if not f.info.validate_default:
+            return value
+    try:
+        return f.adapter.validate_python(value, from_attributes=True)
+    except pydantic.ValidationError as exc:
+        errors.extend(located(exc, loc))
+        return UNSET
+
+
+async def _call(dep: Dependant, kwargs: dict[str, Any], ctx: Context) -> Any:
+    if dep.is_gen:
+        return ctx.stack.enter_context(contextlib.contextmanager(dep.call)(**kwargs))
+    if dep.is_async_gen:
+        manager = contextlib.asynccontextmanager(dep.call)(**kwargs)
+        return await ctx.stack.enter_async_context(manager)
+    if dep.is_async:
+        return await dep.call(**kwargs)
+    return dep.call(**kwargs)
+
+
+async def solve(dep: Dependant, ctx: Context) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The keyword arguments for ``dep.call`` and every validation error found; the
+    dependencies whose own inputs are valid have run."""
+    values: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for name, sub in dep.dependencies:
+        key = sub.call
+        if sub.use_cache and key in ctx.cache:
+            value = ctx.cache[key]
+        else:
+            sub_values, sub_errors = await solve(sub, ctx)
+            if sub_errors:
+                errors.extend(sub_errors)
+                continue
+            value = await _call(sub, sub_values, ctx)
+            ctx.cache[key] = value
+        if name is not None:
+            values[name] = value
+    for f in dep.fields:
+        value = _validate(f, ctx, errors)
+        if value is not UNSET:
+            values[f.name] = value
+    if dep.request_name is not None:
+        values[dep.request_name] = ctx.request
+    if dep.response_name is not None:
+        values[dep.response_name] = ctx.response
+    return values, errors

@@ -1,0 +1,50 @@
+"""One import surface for the compatibility corpus: ``load("fastapi")`` or
+``load("data_bridge")`` returns a namespace with the same names from either package,
+so each corpus app is written once, as ``build(api)``."""
+
+from __future__ import annotations
+
+import types
+
+NAMES = [
+    "APIRouter",
+    "Body",
+    "Cookie",
+    "Depends",
+    "HTMLResponse",
+    "HTTPException",
+    "Header",
+    "JSONResponse",
+    "Path",
+    "PlainTextResponse",
+    "Query",
+    "RedirectResponse",
+    "Request",
+    "RequestValidationError",
+    "Response",
+]
+
+FLAVORS = ("fastapi", "data_bridge")
+
+
+def load(flavor: str) -> types.SimpleNamespace:
+    """The names the corpus apps use, from ``flavor``; ``App`` is the application class."""
+    if flavor == "fastapi":
+        import fastapi
+        import fastapi.responses
+
+        api = types.SimpleNamespace(App=fastapi.FastAPI, flavor=flavor)
+        for name in NAMES:
+            source = fastapi.responses if name.endswith("Response") else fastapi
+            if name == "RequestValidationError":
+                source = fastapi.exceptions
+            setattr(api, name, getattr(source, name))
+        return api
+    if flavor == "data_bridge":
+        import data_bridge
+
+        api = types.SimpleNamespace(App=data_bridge.App, flavor=flavor)
+        for name in NAMES:
+            setattr(api, name, getattr(data_bridge, name))
+        return api
+    raise ValueError(f"unknown flavor {flavor!r}")
