@@ -53,9 +53,13 @@ async def start(
     reuse_port: bool = False,
     max_body_size: int = 16 * 1024 * 1024,
     max_pending: int = 1024,
+    fd: int | None = None,
 ) -> tuple[_native.Server, Any]:
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
-    bound address. The caller stops it with ``await server.shutdown(grace)``."""
+    bound address. The caller stops it with ``await server.shutdown(grace)``.
+
+    With ``fd``, the server accepts on that already listening socket (inherited from a
+    supervisor) instead of binding ``host``/``port``/``uds``."""
     loop = asyncio.get_running_loop()
     server = _native.Server(
         app.route_table(),
@@ -64,7 +68,7 @@ async def start(
         debug=app.debug,
     )
     await _run_hooks(app._startup)
-    bound = server.start(loop, host, port, uds=uds, backlog=backlog, reuse_port=reuse_port)
+    bound = server.start(loop, host, port, uds=uds, backlog=backlog, reuse_port=reuse_port, fd=fd)
     return server, bound
 
 

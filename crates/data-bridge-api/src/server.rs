@@ -1,9 +1,14 @@
 //! The server: binds TCP or Unix listeners, accepts on PyLoop's Tokio runtime, serves
 //! HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) on the same port with Hyper, and
 //! drains gracefully on shutdown.
+//!
+//! A server either binds its own socket or adopts a listening socket inherited from a
+//! supervisor process (`fd=`), so that several worker processes accept from one queue
+//! and a worker that stops accepting leaves waiting connections to the others.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +50,7 @@ pub struct Server {
     max_pending: usize,
     debug: bool,
     ready: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
     running: Mutex<Option<Running>>,
 }
 
@@ -78,6 +84,27 @@ fn bind_unix(path: &str, backlog: i32) -> Result<std::os::unix::net::UnixListene
     socket.listen(backlog)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// Adopts the listening stream socket `fd` (for example one inherited from a
+/// supervisor). The descriptor is duplicated, so the caller keeps ownership of `fd`.
+fn adopt_fd(fd: i32) -> Result<Socket, ApiError> {
+    // SAFETY: fcntl only inspects `fd`; an invalid descriptor yields EBADF, not UB.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    let socket = unsafe { Socket::from_raw_fd(dup) };
+    if socket.r#type()? != Type::STREAM || !socket.is_listener()? {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not a listening stream socket"),
+        )
+        .into());
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 /// Waits until the client has sent enough to tell HTTP/1 from a complete HTTP/2
@@ -241,13 +268,21 @@ impl Server {
             max_pending,
             debug,
             ready: Arc::new(AtomicBool::new(false)),
+            served: Arc::new(AtomicU64::new(0)),
             running: Mutex::new(None),
         })
     }
 
-    /// Binds (TCP on `host:port`, or the Unix socket `uds`) and starts accepting on the
-    /// runtime that `lp` drives. Returns the bound address (`(host, port)` or the path).
-    #[pyo3(signature = (lp, host="127.0.0.1", port=8000, *, uds=None, backlog=2048, reuse_port=false))]
+    /// Requests answered so far (every status, native routes included).
+    #[getter]
+    fn requests_served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Binds (TCP on `host:port`, or the Unix socket `uds`), or adopts the listening
+    /// socket `fd`, and starts accepting on the runtime that `lp` drives. Returns the
+    /// bound address (`(host, port)` or the socket path).
+    #[pyo3(signature = (lp, host="127.0.0.1", port=8000, *, uds=None, backlog=2048, reuse_port=false, fd=None))]
     fn start(
         &self,
         py: Python<'_>,
@@ -257,6 +292,7 @@ impl Server {
         uds: Option<&str>,
         backlog: i32,
         reuse_port: bool,
+        fd: Option<i32>,
     ) -> PyResult<Py<PyAny>> {
         let table = self
             .table
@@ -274,10 +310,38 @@ impl Server {
             dispatcher,
             limits: self.limits.clone(),
             ready: self.ready.clone(),
+            served: self.served.clone(),
         });
         let _guard = runtime::get().enter();
-        let (listener, bound): (Listener, Py<PyAny>) = match uds {
-            Some(path) => {
+        let adopted = fd.map(adopt_fd).transpose()?;
+        let (listener, bound): (Listener, Py<PyAny>) = match (adopted, uds) {
+            (Some(socket), _) => match socket.local_addr().map_err(ApiError::Bind)?.as_socket() {
+                Some(local) => {
+                    let l =
+                        tokio::net::TcpListener::from_std(socket.into()).map_err(ApiError::Bind)?;
+                    (
+                        Listener::Tcp(l),
+                        (local.ip().to_string(), local.port())
+                            .into_pyobject(py)?
+                            .into_any()
+                            .unbind(),
+                    )
+                }
+                None => {
+                    let path = socket
+                        .local_addr()?
+                        .as_pathname()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let l = tokio::net::UnixListener::from_std(socket.into())
+                        .map_err(ApiError::Bind)?;
+                    (
+                        Listener::Unix(l),
+                        path.into_pyobject(py)?.into_any().unbind(),
+                    )
+                }
+            },
+            (None, Some(path)) => {
                 let std_listener = bind_unix(path, backlog)?;
                 let l = tokio::net::UnixListener::from_std(std_listener).map_err(ApiError::Bind)?;
                 (
@@ -285,7 +349,7 @@ impl Server {
                     path.into_pyobject(py)?.into_any().unbind(),
                 )
             }
-            None => {
+            (None, None) => {
                 let std_listener = bind_tcp(host, port, backlog, reuse_port)?;
                 let local = std_listener.local_addr().map_err(ApiError::Bind)?;
                 let l = tokio::net::TcpListener::from_std(std_listener).map_err(ApiError::Bind)?;
