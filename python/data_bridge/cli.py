@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -180,7 +181,7 @@ def _config(args: argparse.Namespace) -> Config:
     return resolve(given, PARSERS, os.environ)
 
 
-def _serve_here(config: Config, fd: int) -> int:
+def _serve_here(config: Config, listener: socket.socket) -> int:
     # Imported here: the supervisor never needs the event loop.
     from data_bridge.worker import BootError, prepare, run
 
@@ -191,7 +192,7 @@ def _serve_here(config: Config, fd: int) -> int:
         _fail(str(exc), exc, debug=debug)
         return RUNTIME_ERROR
     try:
-        run(app, config, fd)
+        run(app, config, listener.fileno(), release=lambda: os.close(listener.detach()))
     except BootError as exc:
         _fail(str(exc), exc, debug=debug)
         return RUNTIME_ERROR
@@ -222,7 +223,7 @@ def serve(args: argparse.Namespace) -> int:
             from data_bridge.supervisor import Supervisor
 
             return Supervisor(config, listener).run()
-        return _serve_here(config, listener.fileno())
+        return _serve_here(config, listener)
     finally:
         close(listener, config.uds)
 

@@ -218,7 +218,9 @@ class Supervisor:
         code = worker.proc.returncode
         status = f"signal {-code}" if code < 0 else f"status {code}"
         if worker.stopping_since is not None:
-            logger.info("worker %d exited (%s)", worker.pid, status)
+            # After a failed boot the error line is the whole story.
+            log = logger.info if self.exit_code == 0 else logger.debug
+            log("worker %d exited (%s)", worker.pid, status)
             return
         if self.stop_deadline is not None:
             return
@@ -298,7 +300,8 @@ class Supervisor:
                     self._on_exit(worker)
             if self.stop_deadline is not None:
                 if not self.workers:
-                    logger.info("supervisor exiting")
+                    if self.exit_code == 0:
+                        logger.info("supervisor exiting")
                     return self.exit_code
             else:
                 if self.watcher is not None and now >= self.next_scan:

@@ -68,7 +68,13 @@ def _send(channel: socket.socket | None, message: str) -> None:
         channel.sendall(message.encode("utf-8", "replace") + b"\n")
 
 
-async def _serve(app: App, config: Config, fd: int, channel: socket.socket | None) -> None:
+async def _serve(
+    app: App,
+    config: Config,
+    fd: int,
+    channel: socket.socket | None,
+    release: Callable[[], None] | None,
+) -> None:
     loop = asyncio.get_running_loop()
     stopping: asyncio.Future[str] = loop.create_future()
 
@@ -88,6 +94,10 @@ async def _serve(app: App, config: Config, fd: int, channel: socket.socket | Non
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise BootError(f"app startup failed: {type(exc).__name__}: {first}") from exc
+    if release is not None:
+        # The server holds its own duplicate; dropping ours lets the socket close (and
+        # new connections be refused) when this process is the last one to stop.
+        release()
 
     if channel is not None:
 
@@ -140,14 +150,21 @@ async def _count(
         stop("max requests")
 
 
-def run(app: App, config: Config, fd: int, channel: socket.socket | None = None) -> None:
+def run(
+    app: App,
+    config: Config,
+    fd: int,
+    channel: socket.socket | None = None,
+    release: Callable[[], None] | None = None,
+) -> None:
     """Serves ``app`` on the listening socket ``fd`` until SIGTERM/SIGINT (or the
     supervisor going away), then drains within ``config.graceful_timeout``.
+    ``release`` is called once the server has adopted ``fd``, to close the caller's copy.
 
     Raises :class:`BootError` if the startup hooks fail."""
     loop = new_event_loop()
     try:
-        loop.run_until_complete(_serve(app, config, fd, channel))
+        loop.run_until_complete(_serve(app, config, fd, channel, release))
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
@@ -164,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     channel = socket.socket(fileno=int(channel_fd))
     try:
         app = prepare(config)
-        run(app, config, int(listen_fd), channel)
+        fd = int(listen_fd)
+        run(app, config, fd, channel, release=lambda: os.close(fd))
     except (AppLoadError, BootError) as exc:
         if config.log_level == "debug":
             logger.exception("worker %d failed to start", os.getpid())
