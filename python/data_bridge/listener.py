@@ -1,4 +1,5 @@
-"""The listening socket of ``data-bridge serve``, bound once before any app is imported.
+"""The listening socket of ``serve()`` and ``data-bridge serve``, bound before the app's
+startup hooks run (and, for the CLI, before the app is even imported).
 
 Every serving process accepts from this one socket (workers inherit it), so a port
 that is taken is reported before anything starts, a worker that stops accepting
@@ -15,7 +16,7 @@ import stat
 __all__ = ["BindError", "bind", "close"]
 
 
-class BindError(Exception):
+class BindError(OSError):
     """The address cannot be bound; ``str()`` is one line naming it."""
 
 
@@ -23,22 +24,28 @@ def _reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
-def _bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
+def _error(what: str, exc: OSError) -> BindError:
+    return BindError(exc.errno or 0, f"cannot bind {what}: {_reason(exc)}")
+
+
+def _bind_tcp(host: str, port: int, backlog: int, reuse_port: bool) -> socket.socket:
     where = f"{host}:{port}"
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise BindError(f"cannot bind {where}: {_reason(exc)}") from None
+        raise _error(where, exc) from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        raise BindError(f"cannot bind {where}: {_reason(exc)}") from None
+        raise _error(where, exc) from None
     return sock
 
 
@@ -53,13 +60,15 @@ def _bind_unix(path: str, backlog: int) -> socket.socket:
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        raise BindError(f"cannot bind unix socket {path}: {_reason(exc)}") from None
+        raise _error(f"unix socket {path}", exc) from None
     return sock
 
 
-def bind(host: str, port: int, uds: str | None, backlog: int) -> socket.socket:
+def bind(
+    host: str, port: int, uds: str | None, backlog: int, *, reuse_port: bool = False
+) -> socket.socket:
     """Binds and listens on ``uds`` if given, else on ``host:port``."""
-    return _bind_unix(uds, backlog) if uds else _bind_tcp(host, port, backlog)
+    return _bind_unix(uds, backlog) if uds else _bind_tcp(host, port, backlog, reuse_port)
 
 
 def close(sock: socket.socket, uds: str | None) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pydantic_core
 
-from data_bridge import _native
+from data_bridge import _native, listener
 from data_bridge.app import App
 from data_bridge.exceptions import HTTPException
 from data_bridge.pyloop import new_event_loop
@@ -58,8 +58,8 @@ async def start(
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
     bound address. The caller stops it with ``await server.shutdown(grace)``.
 
-    With ``fd``, the server accepts on that already listening socket (inherited from a
-    supervisor) instead of binding ``host``/``port``/``uds``."""
+    The socket is bound before the startup hooks run. With ``fd``, the server accepts
+    on that already listening socket (e.g. inherited from a supervisor) instead."""
     loop = asyncio.get_running_loop()
     server = _native.Server(
         app.route_table(),
@@ -67,8 +67,19 @@ async def start(
         max_pending=max_pending,
         debug=app.debug,
     )
-    await _run_hooks(app._startup)
-    bound = server.start(loop, host, port, uds=uds, backlog=backlog, reuse_port=reuse_port, fd=fd)
+    own = None
+    if fd is None:
+        # Bound here, before the startup hooks, so a taken port fails fast with an
+        # OSError naming the address.
+        own = listener.bind(host, port, uds, backlog, reuse_port=reuse_port)
+        fd = own.fileno()
+    try:
+        await _run_hooks(app._startup)
+        bound = server.start(loop, host, port, uds=uds, backlog=backlog, fd=fd)
+    finally:
+        if own is not None:
+            # The server holds its own duplicate of the socket.
+            own.close()
     return server, bound
 
 
