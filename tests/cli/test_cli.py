@@ -3,6 +3,7 @@ flags, the environment and env files, app factories, limits, Unix sockets."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -259,3 +260,33 @@ def test_env_file_does_not_override_the_shell(tmp_path: Path) -> None:
     environ = {"A": "from-shell"}
     load_env_file(str(tmp_path / ".env"), environ)
     assert environ == {"A": "from-shell", "B": "quoted # kept"}
+
+
+def test_reload_keeps_serving_when_the_new_code_is_broken(
+    cli: Callable[..., Cli], app_dir: Path
+) -> None:
+    port = free_port()
+    server = cli("serve", "cliapp:app", "--port", str(port), "--reload")
+    server.wait_ready(port)
+    worker = server.wait_workers(1)
+    source = (app_dir / "cliapp.py").read_text()
+    time.sleep(0.05)
+    (app_dir / "cliapp.py").write_text(source + "\nraise RuntimeError('typo')\n")
+    assert wait_until(lambda: "keeping the running workers" in server.stderr(), timeout=20)
+    assert "RuntimeError: typo" in server.stderr()
+    with http(port) as c:
+        assert c.get("/pid").json() == worker.pop()
+
+
+def test_json_log_format(cli: Callable[..., Cli]) -> None:
+    port = free_port()
+    server = cli("serve", "cliapp:app", "--port", str(port), "--log-format", "json")
+    server.wait_ready(port)
+    server.signal(signal.SIGTERM)
+    assert server.wait(10) == 0
+    lines = server.stderr().strip().splitlines()
+    assert len(lines) >= 2
+    for line in lines:
+        entry = json.loads(line)
+        assert {"time", "level", "message", "logger", "pid"} <= entry.keys()
+    assert any("serving on" in json.loads(line)["message"] for line in lines)
