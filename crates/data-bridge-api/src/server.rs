@@ -429,3 +429,32 @@ impl Server {
         Ok(future)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    #[test]
+    fn adopts_a_listening_socket_as_a_duplicate() -> Result<(), ApiError> {
+        let original = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let adopted = adopt_fd(original.as_raw_fd())?;
+        assert_ne!(adopted.as_raw_fd(), original.as_raw_fd());
+        assert_eq!(
+            adopted.local_addr()?.as_socket(),
+            Some(original.local_addr()?)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_listening_stream_socket() -> Result<(), ApiError> {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        assert!(adopt_fd(udp.as_raw_fd()).is_err());
+        let unbound = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        assert!(adopt_fd(unbound.as_raw_fd()).is_err());
+        assert!(adopt_fd(-1).is_err());
+        Ok(())
+    }
+}
