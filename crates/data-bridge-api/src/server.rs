@@ -28,6 +28,9 @@ use crate::errors::ApiError;
 use crate::routes::RouteTable;
 use crate::service::{handle, AppState, Limits};
 
+/// How long connections accepted right before shutdown get to start their first request.
+const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(100);
+
 /// What `Server.start()` bound.
 enum Listener {
     Tcp(tokio::net::TcpListener),
@@ -409,6 +412,12 @@ impl Server {
         let fut_for_task = Arc::new(fut_ref);
         runtime::get().spawn(async move {
             done.notified().await;
+            // Hyper's graceful shutdown closes an HTTP/1 connection that has not yet
+            // parsed its first request, and closing it with that request unread resets
+            // the client. Connections accepted just before the listener closed get a
+            // moment to read their request first. (A per-connection "first request
+            // started" signal would be exact; this covers what accept_loop has peeked.)
+            tokio::time::sleep(FIRST_REQUEST_SETTLE).await;
             if let Some(g) = graceful {
                 let _ = tokio::time::timeout(grace, g.shutdown()).await;
             }
