@@ -283,8 +283,15 @@ class Server:
         uds: str | None = None,
         backlog: int = 2048,
         reuse_port: bool = False,
-    ) -> Any: ...
+        fd: int | None = None,
+    ) -> Any:
+        """Binds ``host:port`` or ``uds``, or adopts the listening socket ``fd`` (which
+        is duplicated: the caller still owns it), and starts accepting. Returns the bound
+        address: ``(host, port)`` or the socket path."""
     def shutdown(self, grace: float) -> Any: ...
+    @property
+    def requests_served(self) -> int:
+        """Requests answered so far, every status and native routes included."""
 
 @final
 class RequestData:

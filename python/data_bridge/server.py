@@ -16,7 +16,7 @@ from typing import Any
 
 import pydantic_core
 
-from data_bridge import _native
+from data_bridge import _native, listener
 from data_bridge.app import App
 from data_bridge.exceptions import HTTPException
 from data_bridge.pyloop import new_event_loop
@@ -54,9 +54,13 @@ async def start(
     max_body_size: int = 16 * 1024 * 1024,
     max_pending: int = 1024,
     sync_threads: int = 40,
+    fd: int | None = None,
 ) -> tuple[_native.Server, Any]:
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
-    bound address. The caller stops it with ``await server.shutdown(grace)``."""
+    bound address. The caller stops it with ``await server.shutdown(grace)``.
+
+    The socket is bound before the startup hooks run. With ``fd``, the server accepts
+    on that already listening socket (e.g. inherited from a supervisor) instead."""
     loop = asyncio.get_running_loop()
     server = _native.Server(
         app.route_table(),
@@ -65,8 +69,19 @@ async def start(
         sync_threads=sync_threads,
         debug=app.debug,
     )
-    await _run_hooks(app._startup)
-    bound = server.start(loop, host, port, uds=uds, backlog=backlog, reuse_port=reuse_port)
+    own = None
+    if fd is None:
+        # Bound here, before the startup hooks, so a taken port fails fast with an
+        # OSError naming the address.
+        own = listener.bind(host, port, uds, backlog, reuse_port=reuse_port)
+        fd = own.fileno()
+    try:
+        await _run_hooks(app._startup)
+        bound = server.start(loop, host, port, uds=uds, backlog=backlog, fd=fd)
+    finally:
+        if own is not None:
+            # The server holds its own duplicate of the socket.
+            own.close()
     return server, bound
 
 

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+import data_bridge
+import data_bridge.pyloop
 from data_bridge import App
 
 from .conftest import connect, recv_all, run_server_info, wait_until
@@ -279,3 +281,16 @@ def test_start_runs_startup_hooks_and_reports_the_address() -> None:
         assert isinstance(port, int) and port > 0
         with httpx.Client(base_url=running.base_url, timeout=5) as c:
             assert c.get("/ready").json() == {"status": "ready"}
+
+
+def test_port_in_use_fails_before_startup_hooks() -> None:
+    app = App()
+    ran: list[int] = []
+    app.on_event("startup")(lambda: ran.append(1))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"127.0.0.1:{port}: address already in use"):
+            data_bridge.pyloop.run(data_bridge.start(app, port=port))
+    assert ran == []

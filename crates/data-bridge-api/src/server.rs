@@ -1,9 +1,14 @@
 //! The server: binds TCP or Unix listeners, accepts on PyLoop's Tokio runtime, serves
 //! HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) on the same port with Hyper, and
 //! drains gracefully on shutdown.
+//!
+//! A server either binds its own socket or adopts a listening socket inherited from a
+//! supervisor process (`fd=`), so that several worker processes accept from one queue
+//! and a worker that stops accepting leaves waiting connections to the others.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +27,9 @@ use crate::dispatch::Dispatcher;
 use crate::errors::ApiError;
 use crate::routes::RouteTable;
 use crate::service::{handle, AppState, Limits};
+
+/// How long connections accepted right before shutdown get to start their first request.
+const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(100);
 
 /// What `Server.start()` bound.
 enum Listener {
@@ -46,6 +54,7 @@ pub struct Server {
     sync_threads: usize,
     debug: bool,
     ready: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
     running: Mutex<Option<Running>>,
 }
 
@@ -79,6 +88,27 @@ fn bind_unix(path: &str, backlog: i32) -> Result<std::os::unix::net::UnixListene
     socket.listen(backlog)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// Adopts the listening stream socket `fd` (for example one inherited from a
+/// supervisor). The descriptor is duplicated, so the caller keeps ownership of `fd`.
+fn adopt_fd(fd: i32) -> Result<Socket, ApiError> {
+    // SAFETY: fcntl only inspects `fd`; an invalid descriptor yields EBADF, not UB.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    let socket = unsafe { Socket::from_raw_fd(dup) };
+    if socket.r#type()? != Type::STREAM || !socket.is_listener()? {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not a listening stream socket"),
+        )
+        .into());
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 /// Waits until the client has sent enough to tell HTTP/1 from a complete HTTP/2
@@ -245,13 +275,21 @@ impl Server {
             sync_threads,
             debug,
             ready: Arc::new(AtomicBool::new(false)),
+            served: Arc::new(AtomicU64::new(0)),
             running: Mutex::new(None),
         })
     }
 
-    /// Binds (TCP on `host:port`, or the Unix socket `uds`) and starts accepting on the
-    /// runtime that `lp` drives. Returns the bound address (`(host, port)` or the path).
-    #[pyo3(signature = (lp, host="127.0.0.1", port=8000, *, uds=None, backlog=2048, reuse_port=false))]
+    /// Requests answered so far (every status, native routes included).
+    #[getter]
+    fn requests_served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Binds (TCP on `host:port`, or the Unix socket `uds`), or adopts the listening
+    /// socket `fd`, and starts accepting on the runtime that `lp` drives. Returns the
+    /// bound address (`(host, port)` or the socket path).
+    #[pyo3(signature = (lp, host="127.0.0.1", port=8000, *, uds=None, backlog=2048, reuse_port=false, fd=None))]
     fn start(
         &self,
         py: Python<'_>,
@@ -261,6 +299,7 @@ impl Server {
         uds: Option<&str>,
         backlog: i32,
         reuse_port: bool,
+        fd: Option<i32>,
     ) -> PyResult<Py<PyAny>> {
         let table = self
             .table
@@ -279,10 +318,38 @@ impl Server {
             dispatcher,
             limits: self.limits.clone(),
             ready: self.ready.clone(),
+            served: self.served.clone(),
         });
         let _guard = runtime::get().enter();
-        let (listener, bound): (Listener, Py<PyAny>) = match uds {
-            Some(path) => {
+        let adopted = fd.map(adopt_fd).transpose()?;
+        let (listener, bound): (Listener, Py<PyAny>) = match (adopted, uds) {
+            (Some(socket), _) => match socket.local_addr().map_err(ApiError::Bind)?.as_socket() {
+                Some(local) => {
+                    let l =
+                        tokio::net::TcpListener::from_std(socket.into()).map_err(ApiError::Bind)?;
+                    (
+                        Listener::Tcp(l),
+                        (local.ip().to_string(), local.port())
+                            .into_pyobject(py)?
+                            .into_any()
+                            .unbind(),
+                    )
+                }
+                None => {
+                    let path = socket
+                        .local_addr()?
+                        .as_pathname()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let l = tokio::net::UnixListener::from_std(socket.into())
+                        .map_err(ApiError::Bind)?;
+                    (
+                        Listener::Unix(l),
+                        path.into_pyobject(py)?.into_any().unbind(),
+                    )
+                }
+            },
+            (None, Some(path)) => {
                 let std_listener = bind_unix(path, backlog)?;
                 let l = tokio::net::UnixListener::from_std(std_listener).map_err(ApiError::Bind)?;
                 (
@@ -290,7 +357,7 @@ impl Server {
                     path.into_pyobject(py)?.into_any().unbind(),
                 )
             }
-            None => {
+            (None, None) => {
                 let std_listener = bind_tcp(host, port, backlog, reuse_port)?;
                 let local = std_listener.local_addr().map_err(ApiError::Bind)?;
                 let l = tokio::net::TcpListener::from_std(std_listener).map_err(ApiError::Bind)?;
@@ -350,6 +417,12 @@ impl Server {
         let fut_for_task = Arc::new(fut_ref);
         runtime::get().spawn(async move {
             done.notified().await;
+            // Hyper's graceful shutdown closes an HTTP/1 connection that has not yet
+            // parsed its first request, and closing it with that request unread resets
+            // the client. Connections accepted just before the listener closed get a
+            // moment to read their request first. (A per-connection "first request
+            // started" signal would be exact; this covers what accept_loop has peeked.)
+            tokio::time::sleep(FIRST_REQUEST_SETTLE).await;
             if let Some(g) = graceful {
                 let _ = tokio::time::timeout(grace, g.shutdown()).await;
             }
@@ -368,5 +441,34 @@ impl Server {
             })));
         });
         Ok(future)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    #[test]
+    fn adopts_a_listening_socket_as_a_duplicate() -> Result<(), ApiError> {
+        let original = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let adopted = adopt_fd(original.as_raw_fd())?;
+        assert_ne!(adopted.as_raw_fd(), original.as_raw_fd());
+        assert_eq!(
+            adopted.local_addr()?.as_socket(),
+            Some(original.local_addr()?)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_listening_stream_socket() -> Result<(), ApiError> {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        assert!(adopt_fd(udp.as_raw_fd()).is_err());
+        let unbound = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        assert!(adopt_fd(unbound.as_raw_fd()).is_err());
+        assert!(adopt_fd(-1).is_err());
+        Ok(())
     }
 }

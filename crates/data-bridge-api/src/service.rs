@@ -3,7 +3,7 @@
 //! failure into its status code with a JSON body.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Whether `/ready` answers 200.
     pub ready: Arc<AtomicBool>,
+    /// Requests answered so far; read by `Server.requests_served` (for `--max-requests`).
+    pub served: Arc<AtomicU64>,
 }
 
 fn status_json(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -57,9 +59,20 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
-/// Serves one request.
+/// Serves one request and counts it.
 pub async fn handle(
     state: Arc<AppState>,
+    req: Request<Incoming>,
+    client: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+) -> Response<Body> {
+    let response = respond(&state, req, client, server).await;
+    state.served.fetch_add(1, Ordering::Relaxed);
+    response
+}
+
+async fn respond(
+    state: &AppState,
     req: Request<Incoming>,
     client: Option<SocketAddr>,
     server: Option<SocketAddr>,

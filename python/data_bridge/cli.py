@@ -1,0 +1,240 @@
+"""The ``data-bridge`` command (also ``python -m data_bridge``).
+
+``data-bridge serve module:app`` binds the listening socket, then either serves in
+this process (one worker) or hands the socket to a :class:`~data_bridge.supervisor.
+Supervisor` that runs worker processes. Every error an operator can cause ends as one
+``error: ...`` line on stderr: status 2 for usage errors, 1 for errors loading the app
+or binding the address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from data_bridge import logs
+from data_bridge.config import (
+    LOG_LEVELS,
+    Config,
+    ConfigError,
+    env_name,
+    load_env_file,
+    parse_bool,
+    parse_choice,
+    parse_non_negative_int,
+    parse_port,
+    parse_positive_int,
+    parse_seconds,
+    parse_size,
+    parse_workers,
+    resolve,
+)
+from data_bridge.importer import AppLoadError, split_target
+from data_bridge.listener import BindError, bind, close
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("data_bridge")
+
+USAGE_ERROR = 2
+RUNTIME_ERROR = 1
+
+_EPILOG = """\
+signals (to the supervisor, with --workers > 1, --max-requests or --reload):
+  SIGTERM, SIGINT   drain every worker within --graceful-timeout, then exit 0
+  SIGHUP            replace the workers one by one (the app is imported again)
+  SIGTTIN, SIGTTOU  one worker more / one fewer (at least one)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error as one line, not the usage block plus the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _flag_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+#: The parser of each setting's text, shared by flags and environment variables.
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "app": str,
+    "host": str,
+    "port": parse_port,
+    "uds": str,
+    "workers": parse_workers,
+    "threads": parse_positive_int,
+    "timeout": parse_seconds,
+    "graceful_timeout": parse_seconds,
+    "max_body_size": parse_size,
+    "backlog": parse_positive_int,
+    "limit_concurrency": parse_positive_int,
+    "max_requests": parse_positive_int,
+    "max_requests_jitter": parse_non_negative_int,
+    "log_level": parse_choice(LOG_LEVELS),
+    "access_log": parse_bool,
+    "log_format": parse_choice(("text", "json")),
+    "reload": parse_bool,
+    "factory": parse_bool,
+    "env_file": str,
+}
+
+# (setting, metavar or None for on/off switches, default shown in --help, help text)
+_OPTIONS: list[tuple[str, str | None, str, str]] = [
+    ("host", "HOST", "127.0.0.1", "address to bind"),
+    ("port", "PORT", "8000", "TCP port to bind (0: any free port)"),
+    ("uds", "PATH", "none", "bind this Unix socket instead of HOST:PORT"),
+    ("workers", "N", "1", "worker processes; 0 or 'auto': one per available CPU"),
+    (
+        "threads",
+        "N",
+        "the runtime's own: one thread driven by the event loop",
+        "Tokio runtime threads per worker",
+    ),
+    ("timeout", "SECONDS", "none", "default handler timeout; past it the answer is 504"),
+    ("graceful-timeout", "SECONDS", "30", "time in-flight requests get to finish on shutdown"),
+    ("max-body-size", "SIZE", "16MiB", "largest request body (413 past it); bytes or KiB/MiB/GiB"),
+    ("backlog", "N", "2048", "listen backlog"),
+    (
+        "limit-concurrency",
+        "N",
+        "1024",
+        "Python handlers queued or running per worker; past it the answer is 503",
+    ),
+    ("max-requests", "N", "none", "recycle a worker after this many requests"),
+    ("max-requests-jitter", "N", "0", "add up to this many requests to --max-requests per worker"),
+    ("log-level", "{" + ",".join(LOG_LEVELS) + "}", "info", "server log level"),
+    ("log-format", "{text,json}", "text", "server log lines as text or one JSON object each"),
+    ("access-log", None, "on", "access log (accepted; access lines are not written yet)"),
+    (
+        "reload",
+        None,
+        "off",
+        "restart the worker when a .py file under the current directory changes",
+    ),
+    ("factory", None, "off", "APP is a callable that returns the app"),
+    ("env-file", "PATH", "none", "load KEY=VALUE lines into the environment before importing APP"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``data-bridge`` argument parser."""
+    parser = _Parser(prog="data-bridge", description="Run data-bridge apps.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="serve an app",
+        description="Serve APP (module:attribute, e.g. myproject.main:app) over HTTP/1.1 and "
+        "HTTP/2. Every option can also be set with the environment variable shown; a flag "
+        "given here wins over the environment.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "app", nargs="?", metavar="APP", help=f"module:attribute (env: {env_name('app')})"
+    )
+    for option, metavar, default, text in _OPTIONS:
+        dest = option.replace("-", "_")
+        help_text = f"{text} (default: {default}; env: {env_name(option)})"
+        if metavar is None:
+            serve.add_argument(
+                f"--{option}", dest=dest, action=argparse.BooleanOptionalAction, help=help_text
+            )
+        else:
+            serve.add_argument(
+                f"--{option}",
+                dest=dest,
+                metavar=metavar,
+                type=_flag_type(PARSERS[dest]),
+                help=help_text,
+            )
+    return parser
+
+
+def _fail(message: str, exc: BaseException | None = None, *, debug: bool = False) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    if debug and exc is not None:
+        import traceback
+
+        traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    given = {k: v for k, v in vars(args).items() if k != "command"}
+    env_file = given.get("env_file") or os.environ.get(env_name("env_file"))
+    if env_file:
+        # Before the settings are read, so the file may hold DATA_BRIDGE_* too.
+        load_env_file(env_file)
+    return resolve(given, PARSERS, os.environ)
+
+
+def _serve_here(config: Config, listener: socket.socket) -> int:
+    # Imported here: the supervisor never needs the event loop.
+    from data_bridge.worker import BootError, prepare, run
+
+    debug = config.log_level == "debug"
+    try:
+        app = prepare(config)
+    except AppLoadError as exc:
+        _fail(str(exc), exc, debug=debug)
+        return RUNTIME_ERROR
+    try:
+        run(app, config, listener.fileno(), release=lambda: os.close(listener.detach()))
+    except BootError as exc:
+        _fail(str(exc), exc, debug=debug)
+        return RUNTIME_ERROR
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """``data-bridge serve``."""
+    try:
+        config = _config(args)
+        split_target(config.app)
+    except (ConfigError, ValueError) as exc:
+        _fail(str(exc))
+        return USAGE_ERROR
+    logs.configure(config.log_level, config.log_format)
+    if config.threads is not None:
+        # Read when the runtime starts: in this process's worker or in the children.
+        os.environ["DATA_BRIDGE_THREADS"] = str(config.threads)
+    try:
+        listener = bind(config.host, config.port, config.uds, config.backlog)
+    except BindError as exc:
+        _fail(str(exc))
+        return RUNTIME_ERROR
+    try:
+        if config.uds is None and config.port == 0:
+            config.port = listener.getsockname()[1]
+        if config.supervised:
+            from data_bridge.supervisor import Supervisor
+
+            return Supervisor(config, listener).run()
+        return _serve_here(config, listener)
+    finally:
+        close(listener, config.uds)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``data-bridge`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return USAGE_ERROR  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The settings of ``data-bridge serve``: one dataclass, the parsers of option values,
+and how a setting is found (command line, then ``DATA_BRIDGE_<OPTION>``, then default).
+
+Values from the environment go through the same parsers as flags, so a bad
+``DATA_BRIDGE_PORT`` is reported exactly like a bad ``--port``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ENV_PREFIX",
+    "LOG_LEVELS",
+    "Config",
+    "ConfigError",
+    "available_cpus",
+    "env_name",
+    "load_env_file",
+    "parse_bool",
+    "parse_choice",
+    "parse_non_negative_int",
+    "parse_port",
+    "parse_positive_int",
+    "parse_seconds",
+    "parse_size",
+    "parse_workers",
+    "resolve",
+]
+
+ENV_PREFIX = "DATA_BRIDGE_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message is one line."""
+
+
+@dataclass
+class Config:
+    """Everything ``data-bridge serve`` needs to run an app (defaults are the CLI's)."""
+
+    app: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    uds: str | None = None
+    workers: int = 1
+    threads: int | None = None
+    timeout: float | None = None
+    graceful_timeout: float = 30.0
+    max_body_size: int = 16 * 1024 * 1024
+    backlog: int = 2048
+    limit_concurrency: int = 1024
+    max_requests: int | None = None
+    max_requests_jitter: int = 0
+    log_level: str = "info"
+    access_log: bool = True
+    log_format: str = "text"
+    reload: bool = False
+    factory: bool = False
+    env_file: str | None = None
+
+    @property
+    def supervised(self) -> bool:
+        """Whether a supervisor process runs the workers (else one process serves).
+
+        Recycling and reloading replace the serving process, so they need one too."""
+        return self.workers > 1 or self.max_requests is not None or self.reload
+
+    @property
+    def address(self) -> str:
+        """Where the server listens, as a URL or socket path for logs."""
+        return self.uds if self.uds else f"http://{self.host}:{self.port}"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls(**json.loads(text))
+
+
+def env_name(option: str) -> str:
+    """``max-body-size`` -> ``DATA_BRIDGE_MAX_BODY_SIZE``."""
+    return ENV_PREFIX + option.replace("-", "_").upper()
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks and cpusets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"expected true or false, got {text!r}")
+
+
+def _parse_int(text: str, minimum: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"expected an integer, got {text!r}") from None
+    if value < minimum:
+        raise ConfigError(f"expected an integer >= {minimum}, got {text!r}")
+    return value
+
+
+def parse_positive_int(text: str) -> int:
+    return _parse_int(text, 1)
+
+
+def parse_port(text: str) -> int:
+    value = _parse_int(text, 0)
+    if value > 65535:
+        raise ConfigError(f"expected a port number 0-65535, got {text!r}")
+    return value
+
+
+def parse_non_negative_int(text: str) -> int:
+    return _parse_int(text, 0)
+
+
+def parse_workers(text: str) -> int:
+    """``auto`` or ``0`` mean one worker per available CPU."""
+    if text.strip().lower() == "auto":
+        return available_cpus()
+    value = _parse_int(text, 0)
+    return value or available_cpus()
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ConfigError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"expected a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kib|mib|gib)?\s*$", re.IGNORECASE)
+_UNITS = {None: 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """Bytes, or a number with a ``KiB``/``MiB``/``GiB`` suffix."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ConfigError(f"expected a size such as 1048576 or 16MiB, got {text!r}")
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def parse_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ConfigError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return value
+
+    return parse
+
+
+def load_env_file(path: str, environ: MutableMapping[str, str] | None = None) -> None:
+    """Loads ``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes) into
+    the environment. Variables already set win, as with dotenv, so the shell can
+    override a checked-in file."""
+    target = os.environ if environ is None else environ
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read env file {path!r}: {exc.strerror or exc}") from None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        target.setdefault(key, value)
+
+
+def resolve(
+    given: Mapping[str, Any],
+    parsers: Mapping[str, Callable[[str], Any]],
+    environ: Mapping[str, str],
+) -> Config:
+    """Builds the config: each field from ``given`` (flags, ``None`` when absent), else
+    from its environment variable parsed by ``parsers[field]``, else the default."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Config):
+        value = given.get(field.name)
+        if value is None:
+            raw = environ.get(env_name(field.name))
+            if raw is not None and raw != "":
+                try:
+                    value = parsers[field.name](raw)
+                except ConfigError as exc:
+                    raise ConfigError(f"{env_name(field.name)}: {exc}") from None
+        if value is not None:
+            values[field.name] = value
+    if "app" not in values:
+        raise ConfigError(f"the APP argument is required (or set {env_name('app')})")
+    return Config(**values)

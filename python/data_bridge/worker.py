@@ -1,0 +1,197 @@
+"""One serving process of ``data-bridge serve``: its own PyLoop and Tokio runtime,
+accepting on a listening socket it was given.
+
+Run in the CLI's own process when there is no supervisor, or as
+``python -m data_bridge.worker LISTEN_FD CHANNEL_FD CONFIG_JSON`` by the supervisor
+(a fresh interpreter, never a fork of one whose runtime has started). A supervised
+worker talks to its supervisor over a socket pair, one line per message:
+
+- ``ready``: the server is accepting;
+- ``recycle``: ``--max-requests`` was reached; please start my replacement;
+- ``error <reason>``: the app could not start (the worker then exits with
+  :data:`BOOT_ERROR`).
+
+End of file on the channel means the supervisor is gone, and the worker drains and
+exits rather than serve unsupervised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+from data_bridge import _native, logs
+from data_bridge.app import App
+from data_bridge.config import Config
+from data_bridge.importer import AppLoadError, load_app
+from data_bridge.pyloop import new_event_loop
+from data_bridge.server import _run_hooks, start
+
+__all__ = ["BOOT_ERROR", "main", "prepare", "run"]
+
+logger = logging.getLogger("data_bridge")
+
+#: Exit status of a worker whose app failed to load or start.
+BOOT_ERROR = 3
+
+#: How often a worker with ``--max-requests`` looks at its request counter.
+_COUNT_INTERVAL = 0.05
+
+
+class BootError(Exception):
+    """The app's startup hooks failed; ``str()`` is one line."""
+
+
+def prepare(config: Config) -> App:
+    """Loads the app and applies the settings that live on it (``--timeout``)."""
+    app = load_app(config.app, factory=config.factory)
+    if config.timeout is not None:
+        app.timeout = config.timeout
+        for route in app.routes:
+            if route.timeout is None:
+                route.timeout = config.timeout
+    return app
+
+
+def _send(channel: socket.socket | None, message: str) -> None:
+    if channel is None:
+        return
+    # The supervisor may already be gone; then there is nobody to tell.
+    with contextlib.suppress(OSError):
+        channel.sendall(message.encode("utf-8", "replace") + b"\n")
+
+
+async def _serve(
+    app: App,
+    config: Config,
+    fd: int,
+    channel: socket.socket | None,
+    release: Callable[[], None] | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    stopping: asyncio.Future[str] = loop.create_future()
+
+    def stop(reason: str) -> None:
+        if not stopping.done():
+            stopping.set_result(reason)
+
+    loop.add_signal_handler(signal.SIGTERM, stop, "SIGTERM")
+    loop.add_signal_handler(signal.SIGINT, stop, "SIGINT")
+    try:
+        server, bound = await start(
+            app,
+            fd=fd,
+            max_body_size=config.max_body_size,
+            max_pending=config.limit_concurrency,
+        )
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise BootError(f"app startup failed: {type(exc).__name__}: {first}") from exc
+    if release is not None:
+        # The server holds its own duplicate; dropping ours lets the socket close (and
+        # new connections be refused) when this process is the last one to stop.
+        release()
+
+    if channel is not None:
+
+        def on_channel() -> None:
+            try:
+                data = channel.recv(64)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(channel.fileno())
+                stop("supervisor gone")
+
+        channel.setblocking(False)
+        loop.add_reader(channel.fileno(), on_channel)
+        _send(channel, "ready")
+        logger.info("worker %d ready", os.getpid())
+    else:
+        where = bound if isinstance(bound, str) else f"http://{bound[0]}:{bound[1]}"
+        logger.info("data-bridge serving on %s (pid %d)", where, os.getpid())
+
+    counter = None
+    if config.max_requests is not None:
+        limit = config.max_requests + random.randint(0, max(0, config.max_requests_jitter))
+        counter = asyncio.ensure_future(_count(server, limit, channel, stop))
+
+    reason = await stopping
+    logger.info("worker %d stopping (%s)", os.getpid(), reason)
+    if counter is not None:
+        counter.cancel()
+    await server.shutdown(config.graceful_timeout)
+    await _run_hooks(app._shutdown)
+
+
+async def _count(
+    server: _native.Server,
+    limit: int,
+    channel: socket.socket | None,
+    stop: Callable[[str], None],
+) -> None:
+    # Polling a native counter is cheaper than a callback per request.
+    while server.requests_served < limit:
+        await asyncio.sleep(_COUNT_INTERVAL)
+    logger.info("worker %d served %d requests; recycling", os.getpid(), limit)
+    if channel is not None:
+        # Keep serving until the replacement is ready and the supervisor says stop.
+        _send(channel, "recycle")
+    else:
+        stop("max requests")
+
+
+def run(
+    app: App,
+    config: Config,
+    fd: int,
+    channel: socket.socket | None = None,
+    release: Callable[[], None] | None = None,
+) -> None:
+    """Serves ``app`` on the listening socket ``fd`` until SIGTERM/SIGINT (or the
+    supervisor going away), then drains within ``config.graceful_timeout``.
+    ``release`` is called once the server has adopted ``fd``, to close the caller's copy.
+
+    Raises :class:`BootError` if the startup hooks fail."""
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(_serve(app, config, fd, channel, release))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of a supervised worker process."""
+    listen_fd, channel_fd, raw = argv if argv is not None else sys.argv[1:]
+    config = Config.from_json(raw)
+    logs.configure(config.log_level, config.log_format)
+    # The supervisor handles these; a terminal hang-up must not kill the workers.
+    for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_IGN)
+    channel = socket.socket(fileno=int(channel_fd))
+    try:
+        app = prepare(config)
+        fd = int(listen_fd)
+        run(app, config, fd, channel, release=lambda: os.close(fd))
+    except (AppLoadError, BootError) as exc:
+        if config.log_level == "debug":
+            logger.exception("worker %d failed to start", os.getpid())
+        _send(channel, f"error {exc}")
+        return BOOT_ERROR
+    finally:
+        channel.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
