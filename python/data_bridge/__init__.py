@@ -16,6 +16,7 @@ from data_bridge.responses import (
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from data_bridge.server import serve, start
 
@@ -28,6 +29,7 @@ __all__ = [
     "RedirectResponse",
     "Request",
     "Response",
+    "StreamingResponse",
     "__version__",
     "serve",
     "start",

@@ -37,6 +37,8 @@ class Route:
     params: list[tuple[str, str, list[str] | None, Callable[[Any], Any] | None]]
     status_code: int
     timeout: float | None
+    # The handler validates a pydantic body, so the server reads it whole first.
+    buffer_body: bool = False
 
 
 def _path_param_spec(
@@ -76,6 +78,7 @@ class _Extractor:
     def __init__(self, func: Callable[..., Any], path_names: set[str]) -> None:
         hints = typing.get_type_hints(func)
         self.steps: list[tuple[str, str, Any, Any]] = []
+        self.reads_body = False
         for p in inspect.signature(func).parameters.values():
             annotation = hints.get(p.name, Any)
             if p.name in path_names:
@@ -84,6 +87,7 @@ class _Extractor:
                 self.steps.append((p.name, "request", None, None))
             elif isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
                 self.steps.append((p.name, "body", annotation, None))
+                self.reads_body = True
             else:
                 adapter = pydantic.TypeAdapter(annotation)
                 self.steps.append((p.name, "query", adapter, p.default))
@@ -166,4 +170,14 @@ def compile_route(
             return func(**extract(native))
 
         wrapper = call_sync
-    return Route(methods, path, wrapper, is_async, "request", params, status_code, timeout)
+    return Route(
+        methods,
+        path,
+        wrapper,
+        is_async,
+        "request",
+        params,
+        status_code,
+        timeout,
+        buffer_body=extract.reads_body,
+    )

@@ -24,13 +24,13 @@ use crate::endpoint::{CallMode, PyEndpoint};
 use crate::errors::ApiError;
 use crate::request::{param_to_py, PyRequest, RequestData};
 use crate::response::Reply;
+use crate::streaming::LoopRef;
 
 type Outcome = Result<Reply, ApiError>;
 
 /// Hands requests to Python handlers; one per server.
 pub struct Dispatcher {
-    shared: Arc<Shared>,
-    event_loop: Arc<Py<PyAny>>,
+    lp: Arc<LoopRef>,
     in_flight: AtomicUsize,
     max_pending: usize,
     debug: bool,
@@ -78,6 +78,7 @@ struct Finish {
     tx: Mutex<Option<oneshot::Sender<Outcome>>>,
     job: Arc<Job>,
     status: http::StatusCode,
+    lp: Arc<LoopRef>,
     debug: bool,
 }
 
@@ -97,6 +98,7 @@ impl Finish {
         } else {
             match task.call_method0("result") {
                 Ok(value) => Reply::from_value(py, &value, self.status)
+                    .map(|r| r.start_stream(py, &self.lp, true))
                     .or_else(|e| Reply::from_error(py, e, self.debug)),
                 Err(err) => Reply::from_error(py, err, self.debug),
             }
@@ -135,8 +137,7 @@ impl Dispatcher {
         debug: bool,
     ) -> Self {
         Dispatcher {
-            shared,
-            event_loop: Arc::new(event_loop),
+            lp: Arc::new(LoopRef { shared, event_loop }),
             in_flight: AtomicUsize::new(0),
             max_pending,
             debug,
@@ -161,18 +162,20 @@ impl Dispatcher {
         let timeout = ep.timeout;
         if ep.is_async {
             let job2 = job.clone();
-            let event_loop = self.event_loop.clone();
+            let lp = self.lp.clone();
             let debug = self.debug;
-            self.shared.push_remote(Remote::Call(Box::new(move |py| {
-                start_async(py, &event_loop, ep, data, tx, job2, debug);
+            self.lp.shared.push_remote(Remote::Call(Box::new(move |py| {
+                start_async(py, lp, ep, data, tx, job2, debug);
             })));
         } else {
             let debug = self.debug;
+            let lp = self.lp.clone();
             tokio::task::spawn_blocking(move || {
                 Python::attach(|py| {
                     let outcome = call_args(py, &ep, data)
                         .and_then(|args| ep.func.bind(py).call1(args))
                         .and_then(|value| Reply::from_value(py, &value, ep.status))
+                        .map(|r| r.start_stream(py, &lp, false))
                         .or_else(|err| Reply::from_error(py, err, debug));
                     let _ = tx.send(outcome);
                 })
@@ -180,7 +183,7 @@ impl Dispatcher {
         }
         let mut guard = CancelOnDrop {
             job,
-            shared: self.shared.clone(),
+            shared: self.lp.shared.clone(),
             armed: true,
         };
         let result = match timeout {
@@ -198,7 +201,7 @@ impl Dispatcher {
 
 fn start_async(
     py: Python<'_>,
-    event_loop: &Arc<Py<PyAny>>,
+    lp: Arc<LoopRef>,
     ep: Arc<PyEndpoint>,
     data: Arc<RequestData>,
     tx: oneshot::Sender<Outcome>,
@@ -212,7 +215,7 @@ fn start_async(
             return;
         }
     };
-    let task = match event_loop.bind(py).call_method1("create_task", (coro,)) {
+    let task = match lp.event_loop.bind(py).call_method1("create_task", (coro,)) {
         Ok(t) => t,
         Err(err) => {
             let _ = tx.send(Reply::from_error(py, err, debug));
@@ -223,6 +226,7 @@ fn start_async(
         tx: Mutex::new(Some(tx)),
         job: job.clone(),
         status: ep.status,
+        lp,
         debug,
     };
     match Py::new(py, finish).and_then(|f| task.call_method1("add_done_callback", (f,))) {

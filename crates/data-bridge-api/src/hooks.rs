@@ -1,5 +1,5 @@
 //! The Python objects the server calls while serving: the JSON encoder, the
-//! `Response` and `HTTPException` classes, and the error reporter. The Python package
+//! `Response`, `StreamingResponse` and `HTTPException` classes, and the error reporter. The Python package
 //! registers them once at import (`_native.http_setup`), so Rust never imports them.
 
 use pyo3::prelude::*;
@@ -15,18 +15,22 @@ pub struct Hooks {
     pub http_exception: Py<PyAny>,
     /// `report(exc) -> str`: logs a handler failure and returns its traceback text.
     pub report: Py<PyAny>,
+    /// `data_bridge.responses.StreamingResponse` (a `Response` subclass), if registered.
+    pub streaming_response: Option<Py<PyAny>>,
 }
 
 static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
 
 /// Registers the hooks (first registration wins).
 #[pyfunction]
+#[pyo3(signature = (to_json, response_cls, http_exception, report, *, streaming_response=None))]
 pub fn http_setup(
     py: Python<'_>,
     to_json: Py<PyAny>,
     response_cls: Py<PyAny>,
     http_exception: Py<PyAny>,
     report: Py<PyAny>,
+    streaming_response: Option<Py<PyAny>>,
 ) {
     let _ = HOOKS.set(
         py,
@@ -35,6 +39,7 @@ pub fn http_setup(
             response_cls,
             http_exception,
             report,
+            streaming_response,
         },
     );
 }

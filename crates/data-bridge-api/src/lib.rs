@@ -12,11 +12,13 @@ pub mod endpoint;
 pub mod errors;
 pub mod hooks;
 pub mod request;
+pub mod request_body;
 pub mod response;
 pub mod router;
 pub mod routes;
 pub mod server;
 pub mod service;
+pub mod streaming;
 
 use pyo3::prelude::*;
 
@@ -27,6 +29,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<routes::RouteTable>()?;
     module.add_class::<server::Server>()?;
     module.add_class::<request::PyRequest>()?;
+    module.add_class::<streaming::BodyWriter>()?;
     module.add_function(wrap_pyfunction!(hooks::http_setup, module)?)?;
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! encoded by pydantic-core (in Rust), which handles datetimes, UUIDs, decimals, enums
 //! and models the way FastAPI's encoder does.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use pyo3::prelude::*;
@@ -10,12 +12,15 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::body::Body;
 use crate::errors::ApiError;
 use crate::hooks;
+use crate::streaming::{self, LoopRef, Producer};
 
 /// A response made on the loop thread, sent back to the connection's task.
 pub struct Reply {
     status: StatusCode,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Body,
+    /// What fills a streamed body, started by [`Reply::start_stream`].
+    producer: Option<Producer>,
 }
 
 fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
@@ -63,12 +68,19 @@ impl Reply {
         let hooks = hooks::get(py)?;
         if value.is_instance(hooks.response_cls.bind(py))? {
             let code: u16 = value.getattr("status_code")?.extract()?;
-            let body = value.getattr("body")?;
-            let body = Body::full(Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes()));
+            let (body, producer) = match streaming::open(py, value)? {
+                Some((body, producer)) => (body, Some(producer)),
+                None => {
+                    let body = value.getattr("body")?;
+                    let bytes = Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes());
+                    (Body::full(bytes), None)
+                }
+            };
             return Ok(Reply {
                 status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 headers: headers_from(&value.getattr("raw_headers")?)?,
                 body,
+                producer,
             });
         }
         Ok(Reply {
@@ -78,7 +90,17 @@ impl Reply {
                 HeaderValue::from_static("application/json"),
             )],
             body: Body::full(json_bytes(py, value)?),
+            producer: None,
         })
+    }
+
+    /// Starts the producer of a streamed body on `lp` (`on_loop`: called on the loop
+    /// thread). The status and headers do not wait for its first chunk.
+    pub fn start_stream(mut self, py: Python<'_>, lp: &Arc<LoopRef>, on_loop: bool) -> Self {
+        if let Some(producer) = self.producer.take() {
+            producer.start(py, lp, on_loop);
+        }
+        self
     }
 
     /// Converts an exception raised by a handler: `HTTPException` becomes its status,
@@ -110,6 +132,7 @@ impl Reply {
                     status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                     headers,
                     body: Body::full(json_bytes(py, body.as_any())?),
+                    producer: None,
                 })
             };
             return build().map_err(|_| ApiError::Internal(None));
