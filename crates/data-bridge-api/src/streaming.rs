@@ -58,6 +58,8 @@ enum End {
     Open,
     Finished,
     Failed,
+    /// Failed, and Hyper was given a turn to flush the chunks it already took.
+    Failing,
     /// The failure was handed to Hyper; nothing more follows.
     Reported,
 }
@@ -178,6 +180,13 @@ impl hyper::body::Body for StreamBody {
         match s.end {
             End::Finished | End::Reported => Poll::Ready(None),
             End::Failed => {
+                // An error makes Hyper drop its write buffer: let it flush the chunks
+                // it already took, so the client gets all that was produced.
+                s.end = End::Failing;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            End::Failing => {
                 s.end = End::Reported;
                 Poll::Ready(Some(Err("the streaming response failed".into())))
             }
