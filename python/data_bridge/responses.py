@@ -167,9 +167,10 @@ class StreamingResponse(Response):
 
     async def _stream_async(self, writer: BodyWriter) -> None:
         """Runs as a task on the loop: feeds ``writer`` from the async iterable."""
-        iterator: AsyncIterator[str | bytes] = aiter(self.body_iterator)  # type: ignore[arg-type]
+        iterator: AsyncIterator[str | bytes] | None = None
         finished = False
         try:
+            iterator = aiter(self.body_iterator)  # type: ignore[arg-type]
             async for chunk in iterator:
                 waiter = writer.send(self._encode(chunk))
                 if waiter is not None:
@@ -189,9 +190,10 @@ class StreamingResponse(Response):
 
     def _stream_sync(self, writer: BodyWriter) -> None:
         """Runs in a worker thread: feeds ``writer`` from the sync iterable."""
-        iterator: Iterator[str | bytes] = iter(self.body_iterator)  # type: ignore[arg-type]
+        iterator: Iterator[str | bytes] | None = None
         finished = False
         try:
+            iterator = iter(self.body_iterator)  # type: ignore[arg-type]
             for chunk in iterator:
                 writer.send_blocking(self._encode(chunk))
             finished = True

@@ -6,6 +6,8 @@
 //! coroutine and runs it as an asyncio task (so `current_task()`, timeouts and
 //! cancellation behave as in any asyncio program). The response travels back through
 //! a one-shot channel. `def` handlers run on Tokio's blocking pool, off the loop thread.
+//! A `StreamingResponse`'s producer is started as soon as its reply exists (see
+//! `streaming`), so the head goes out without waiting for the first chunk.
 //!
 //! Queued work is bounded: past `max_pending` requests in flight the server answers
 //! 503 instead of queueing more. A client that goes away, or a route timeout, cancels
