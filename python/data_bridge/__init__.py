@@ -19,6 +19,7 @@ from data_bridge.responses import (
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from data_bridge.routing import APIRouter
 from data_bridge.server import serve, start
@@ -42,6 +43,7 @@ __all__ = [
     "RequestValidationError",
     "Response",
     "ResponseValidationError",
+    "StreamingResponse",
     "__version__",
     "serve",
     "start",

@@ -1,6 +1,7 @@
 """Type stubs for the ``data_bridge._native`` extension module (built from ``crates/``)."""
 
 import os
+from asyncio import Future
 from collections.abc import Callable, Iterable
 from contextvars import Context
 from typing import Any, final
@@ -8,6 +9,7 @@ from typing import Any, final
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "BodyWriter",
     "DatagramTransport",
     "Handle",
     "LoopCore",
@@ -224,6 +226,8 @@ def http_setup(
     file_response_cls: type,
     http_exception: type,
     report: Callable[[BaseException], str],
+    *,
+    streaming_response: type | None = None,
 ) -> None:
     """Registers the Python objects the HTTP server calls (once, at import)."""
 
@@ -243,6 +247,7 @@ class RouteTable:
         params: list[tuple[str, str, list[str] | None, Callable[[Any], Any] | None]],
         timeout: float | None = None,
         status_code: int = 200,
+        buffer_body: bool = False,
     ) -> None: ...
     def add_constant(
         self,
@@ -310,5 +315,26 @@ class RequestData:
     @property
     def server(self) -> tuple[str, int] | None: ...
     def header_pairs(self) -> list[tuple[str, str]]: ...
-    def body_bytes(self) -> bytes: ...
+    def body_bytes(self) -> bytes | None:
+        """The body if it was read before the handler ran, else ``None``."""
+    def read_chunk(self) -> bytes | Future[bytes]:
+        """The next chunk of a streamed body (``b""`` at its end), or a future of it."""
+    def read_body(self) -> bytes | Future[bytes]:
+        """The rest of the body, or a future of it."""
     def path_params(self) -> dict[str, Any]: ...
+
+@final
+class BodyWriter:
+    """What a ``StreamingResponse`` feeds its chunks into."""
+
+    def send(self, chunk: bytes) -> Future[None] | None:
+        """Queues ``chunk``; returns a future to await before the next one, if any."""
+    def send_blocking(self, chunk: bytes) -> None:
+        """Queues ``chunk``, waiting (GIL released) while the queue is full."""
+    def close(self) -> None:
+        """Ends the body after the queued chunks."""
+    def abort(self) -> None:
+        """Ends the body with an error: the client sees an incomplete response."""
+    @property
+    def client_gone(self) -> bool:
+        """Whether the client has gone away."""

@@ -196,5 +196,6 @@ class App:
                 params=r.params,
                 timeout=r.timeout,
                 status_code=r.status_code,
+                buffer_body=r.buffer_body,
             )
         return table

@@ -49,6 +49,8 @@ class Route:
     params: list[ParamDecl]
     status_code: int
     timeout: float | None
+    # The handler validates a body, so the server reads it whole before calling it.
+    buffer_body: bool = False
 
 
 def body_allowed(status: int) -> bool:
@@ -156,11 +158,30 @@ def compile_route(
         dependencies=[*((None, d) for d in route.route_dependants), *dependant.dependencies],
     )
     run = _Runner(route, root, app, handlers, status, model)
+    buffer = bool(flat_body_fields(root))
     if run.is_async:
         return Route(
-            route.methods, route.path, run.run_async, True, "request", params, status, timeout
+            route.methods,
+            route.path,
+            run.run_async,
+            True,
+            "request",
+            params,
+            status,
+            timeout,
+            buffer_body=buffer,
         )
-    return Route(route.methods, route.path, run.run_sync, False, "request", params, status, timeout)
+    return Route(
+        route.methods,
+        route.path,
+        run.run_sync,
+        False,
+        "request",
+        params,
+        status,
+        timeout,
+        buffer_body=buffer,
+    )
 
 
 class _Runner:

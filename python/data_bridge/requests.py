@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.cookies
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -88,6 +89,8 @@ class Request:
         self._cookies: dict[str, str] | None = None
         self.app = app
         self.state = State()
+        self._body: bytes | None = None
+        self._stream_consumed = False
 
     @property
     def method(self) -> str:
@@ -134,8 +137,45 @@ class Request:
     def client(self) -> tuple[str, int] | None:
         return self._native.client
 
+    async def stream(self) -> AsyncIterator[bytes]:
+        """Yields the body in chunks as they arrive, without collecting it.
+
+        Past the server's body size limit this raises ``HTTPException(413)`` (answered
+        as the server's own 413 if the handler lets it propagate). The stream can be
+        read once; afterwards ``body()`` raises ``RuntimeError("Stream consumed")``,
+        unless ``body()`` ran first, in which case the stream yields the kept body.
+        """
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
+        if self._stream_consumed:
+            raise RuntimeError("Stream consumed")
+        self._stream_consumed = True
+        body = self._native.body_bytes()
+        if body is not None:
+            if body:
+                yield body
+            return
+        native = self._native
+        while True:
+            chunk = native.read_chunk()
+            if not isinstance(chunk, bytes):
+                chunk = await chunk
+            if not chunk:
+                return
+            yield chunk
+
     async def body(self) -> bytes:
-        return self._native.body_bytes()
+        """The whole body (kept, so later calls return the same bytes)."""
+        if self._body is None:
+            if self._stream_consumed:
+                raise RuntimeError("Stream consumed")
+            body = self._native.read_body()
+            if not isinstance(body, bytes):
+                body = await body
+            self._body = body
+        return self._body
 
     async def json(self) -> Any:
-        return json.loads(self._native.body_bytes())
+        return json.loads(await self.body())

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import http.cookies
+import logging
 import os
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pydantic_core
 
 from data_bridge.headers import MutableHeaders
+
+if TYPE_CHECKING:
+    from data_bridge._native import BodyWriter
 
 __all__ = [
     "FileResponse",
@@ -18,7 +23,10 @@ __all__ = [
     "PlainTextResponse",
     "RedirectResponse",
     "Response",
+    "StreamingResponse",
 ]
+
+logger = logging.getLogger("data_bridge")
 
 
 class Response:
@@ -38,6 +46,10 @@ class Response:
         if media_type is not None:
             self.media_type = media_type
         self.body = self.render(content)
+        self.init_headers(headers)
+
+    def init_headers(self, headers: dict[str, str] | None) -> None:
+        """Sets ``raw_headers`` from ``headers`` plus the content type."""
         self.raw_headers: list[tuple[bytes, bytes]] = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
         ]
@@ -152,3 +164,91 @@ def _content_disposition(kind: str, filename: str) -> str:
     if filename.isascii() and filename.isprintable() and not any(c in filename for c in '"\\'):
         return f'{kind}; filename="{filename}"'
     return f"{kind}; filename*=utf-8''{quote(filename, safe='')}"
+
+
+Content = AsyncIterable[str | bytes] | Iterable[str | bytes]
+
+
+class StreamingResponse(Response):
+    """Sends the status and headers at once, then the body as ``content`` yields it.
+
+    ``content`` is an async iterable (e.g. an async generator) or a sync iterable of
+    ``bytes`` or ``str`` chunks. The next chunk is only asked for once the client has
+    taken the previous ones, so a slow client holds the producer back. Sync iterables
+    run in a worker thread, never on the event loop. If the client goes away, an async
+    producer is cancelled (its ``finally`` runs) and a sync one is closed at its next
+    chunk; if the producer raises after the head was sent, the error is logged and the
+    connection is aborted, so the client sees an incomplete body. The route timeout
+    covers the handler that returns the response, not the stream.
+    """
+
+    def __init__(
+        self,
+        content: Content,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        if isinstance(content, AsyncIterable):
+            self._is_async = True
+        elif isinstance(content, Iterable):
+            self._is_async = False
+        else:
+            raise TypeError(f"StreamingResponse needs an iterable, not {type(content).__name__}")
+        self.body_iterator = content
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.body = b""
+        self.init_headers(headers)
+
+    def _encode(self, chunk: str | bytes) -> bytes:
+        if isinstance(chunk, bytes):
+            return chunk
+        if isinstance(chunk, (bytearray, memoryview)):
+            return bytes(chunk)
+        return chunk.encode(self.charset)
+
+    async def _stream_async(self, writer: BodyWriter) -> None:
+        """Runs as a task on the loop: feeds ``writer`` from the async iterable."""
+        iterator: AsyncIterator[str | bytes] | None = None
+        finished = False
+        try:
+            iterator = aiter(self.body_iterator)  # type: ignore[arg-type]
+            async for chunk in iterator:
+                waiter = writer.send(self._encode(chunk))
+                if waiter is not None:
+                    await waiter
+            finished = True
+        except Exception:
+            if not writer.client_gone:
+                logger.exception("Exception in streaming response")
+        finally:
+            if finished:
+                writer.close()
+            else:
+                writer.abort()
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _stream_sync(self, writer: BodyWriter) -> None:
+        """Runs in a worker thread: feeds ``writer`` from the sync iterable."""
+        iterator: Iterator[str | bytes] | None = None
+        finished = False
+        try:
+            iterator = iter(self.body_iterator)  # type: ignore[arg-type]
+            for chunk in iterator:
+                writer.send_blocking(self._encode(chunk))
+            finished = True
+        except Exception:
+            if not writer.client_gone:
+                logger.exception("Exception in streaming response")
+        finally:
+            if finished:
+                writer.close()
+            else:
+                writer.abort()
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()

@@ -20,7 +20,7 @@ from data_bridge import _native, listener
 from data_bridge.app import App
 from data_bridge.exceptions import HTTPException
 from data_bridge.pyloop import new_event_loop
-from data_bridge.responses import FileResponse, Response
+from data_bridge.responses import FileResponse, Response, StreamingResponse
 
 __all__ = ["serve", "start"]
 
@@ -33,7 +33,14 @@ def _report(exc: BaseException) -> str:
     return text
 
 
-_native.http_setup(pydantic_core.to_json, Response, FileResponse, HTTPException, _report)
+_native.http_setup(
+    pydantic_core.to_json,
+    Response,
+    FileResponse,
+    HTTPException,
+    _report,
+    streaming_response=StreamingResponse,
+)
 
 
 async def _run_hooks(hooks: list[Any]) -> None:

@@ -8,7 +8,9 @@
 //! without an `asyncio.Task`'s start and completion callbacks). The response travels
 //! back through a one-shot channel. `def` handlers run on Tokio's blocking pool, off
 //! the loop thread, at most `sync_threads` at once (40 by default, as FastAPI's thread
-//! limiter): more threads would only queue on the GIL.
+//! limiter): more threads would only queue on the GIL. A `StreamingResponse`'s producer
+//! is started as soon as its reply exists (see `streaming`), so the head goes out
+//! without waiting for the first chunk.
 //!
 //! Queued work is bounded: past `max_pending` requests in flight the server answers
 //! 503 instead of queueing more. A client that goes away, or a route timeout, cancels
@@ -28,13 +30,13 @@ use crate::endpoint::{CallMode, PyEndpoint};
 use crate::errors::ApiError;
 use crate::request::{param_to_py, PyRequest, RequestData};
 use crate::response::Reply;
+use crate::streaming::LoopRef;
 
 type Outcome = Result<Reply, ApiError>;
 
 /// Hands requests to Python handlers; one per server.
 pub struct Dispatcher {
-    shared: Arc<Shared>,
-    event_loop: Arc<Py<PyAny>>,
+    lp: Arc<LoopRef>,
     in_flight: AtomicUsize,
     max_pending: usize,
     /// Threads that may run `def` handlers at once; more wait for a permit.
@@ -84,10 +86,12 @@ fn reply_for(
     py: Python<'_>,
     outcome: TaskOutcome,
     status: http::StatusCode,
+    lp: &Arc<LoopRef>,
     debug: bool,
 ) -> Outcome {
     match outcome {
         TaskOutcome::Returned(value) => Reply::from_value(py, value.bind(py), status)
+            .map(|r| r.start_stream(py, lp, true))
             .or_else(|e| Reply::from_error(py, e, debug)),
         TaskOutcome::Raised(err) => Reply::from_error(py, err, debug),
         // Only the server cancels handlers: on a timeout, or when the client is gone
@@ -128,8 +132,7 @@ impl Dispatcher {
         debug: bool,
     ) -> Self {
         Dispatcher {
-            shared,
-            event_loop: Arc::new(event_loop),
+            lp: Arc::new(LoopRef { shared, event_loop }),
             in_flight: AtomicUsize::new(0),
             max_pending,
             sync_permits: Arc::new(Semaphore::new(sync_threads.max(1))),
@@ -155,14 +158,15 @@ impl Dispatcher {
         let timeout = ep.timeout;
         if ep.is_async {
             let job2 = job.clone();
-            let event_loop = self.event_loop.clone();
+            let lp = self.lp.clone();
             let debug = self.debug;
-            self.shared.push_remote(Remote::Call(Box::new(move |py| {
-                start_async(py, &event_loop, ep, data, tx, job2, debug);
+            self.lp.shared.push_remote(Remote::Call(Box::new(move |py| {
+                start_async(py, lp, ep, data, tx, job2, debug);
             })));
         } else {
             let debug = self.debug;
             let permits = self.sync_permits.clone();
+            let lp = self.lp.clone();
             tokio::spawn(async move {
                 let Ok(permit) = permits.acquire_owned().await else {
                     return;
@@ -178,6 +182,7 @@ impl Dispatcher {
                         let outcome = call_args(py, &ep, data)
                             .and_then(|args| ep.func.bind(py).call1(args))
                             .and_then(|value| Reply::from_value(py, &value, ep.status))
+                            .map(|r| r.start_stream(py, &lp, false))
                             .or_else(|err| Reply::from_error(py, err, debug));
                         let _ = tx.send(outcome);
                     })
@@ -186,7 +191,7 @@ impl Dispatcher {
         }
         let mut guard = CancelOnDrop {
             job,
-            shared: self.shared.clone(),
+            shared: self.lp.shared.clone(),
             armed: true,
         };
         let result = match timeout {
@@ -204,7 +209,7 @@ impl Dispatcher {
 
 fn start_async(
     py: Python<'_>,
-    event_loop: &Arc<Py<PyAny>>,
+    lp: Arc<LoopRef>,
     ep: Arc<PyEndpoint>,
     data: Arc<RequestData>,
     tx: oneshot::Sender<Outcome>,
@@ -220,11 +225,12 @@ fn start_async(
     };
     let status = ep.status;
     let finished = job.clone();
+    let finished_lp = lp.clone();
     let on_done = move |py: Python<'_>, outcome: TaskOutcome| {
         drop(finished.task.lock().take());
-        let _ = tx.send(reply_for(py, outcome, status, debug));
+        let _ = tx.send(reply_for(py, outcome, status, &finished_lp, debug));
     };
-    match NativeTask::start(py, event_loop.clone_ref(py), coro.unbind(), on_done) {
+    match NativeTask::start(py, lp.event_loop.clone_ref(py), coro.unbind(), on_done) {
         Ok(task) => {
             if !task.get().is_finished() {
                 *job.task.lock() = Some(task);

@@ -37,6 +37,9 @@ pub struct PyEndpoint {
     pub timeout: Option<Duration>,
     /// The status of a successful response that is not a `Response` object.
     pub status: StatusCode,
+    /// Whether the handler needs the whole body before it runs (it validates a
+    /// pydantic body); otherwise a large or unsized body is streamed to it.
+    pub buffer_body: bool,
 }
 
 /// A response computed once at start-up and served from Rust.

@@ -3,10 +3,12 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
-use pyo3::PyErr;
+use pyo3::exceptions::{PyConnectionResetError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::body::Body;
+use crate::hooks;
 
 /// What can go wrong while serving or setting up a server.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,9 @@ pub enum ApiError {
     /// The server was used in a state that does not allow it.
     #[error("{0}")]
     State(&'static str),
+    /// The client went away while its request body was read or its response streamed.
+    #[error("the client disconnected")]
+    ClientDisconnected,
 }
 
 fn json_string(s: &str) -> String {
@@ -97,7 +102,7 @@ impl ApiError {
         match self {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::ClientDisconnected => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -149,11 +154,38 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The error as the `HTTPException` a handler sees (when reading a streamed request
+    /// body): if the handler lets it propagate, the client gets the same answer the
+    /// server would have given before running the handler.
+    pub fn to_http_exception(&self, py: Python<'_>) -> PyErr {
+        if matches!(self, ApiError::ClientDisconnected) {
+            return PyConnectionResetError::new_err(self.to_string());
+        }
+        let build = || -> PyResult<PyErr> {
+            let hooks = hooks::get(py)?;
+            let headers = PyDict::new(py);
+            if matches!(self, ApiError::PayloadTooLarge) {
+                // The rest of the body is still on the wire.
+                headers.set_item("connection", "close")?;
+            }
+            let exc = hooks.http_exception.bind(py).call1((
+                self.status().as_u16(),
+                self.to_string(),
+                headers,
+            ))?;
+            Ok(PyErr::from_value(exc))
+        };
+        build().unwrap_or_else(|err| err)
+    }
+}
+
 impl From<ApiError> for PyErr {
     fn from(err: ApiError) -> PyErr {
         match err {
             ApiError::Bind(e) => PyOSError::new_err((e.raw_os_error().unwrap_or(0), e.to_string())),
             ApiError::RouteConflict(msg) => PyValueError::new_err(msg),
+            ApiError::ClientDisconnected => PyConnectionResetError::new_err(err.to_string()),
             other => PyRuntimeError::new_err(other.to_string()),
         }
     }

@@ -16,11 +16,13 @@ pub mod files;
 pub mod hooks;
 pub mod mime;
 pub mod request;
+pub mod request_body;
 pub mod response;
 pub mod router;
 pub mod routes;
 pub mod server;
 pub mod service;
+pub mod streaming;
 
 use pyo3::prelude::*;
 
@@ -31,6 +33,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<routes::RouteTable>()?;
     module.add_class::<server::Server>()?;
     module.add_class::<request::PyRequest>()?;
+    module.add_class::<streaming::BodyWriter>()?;
     module.add_function(wrap_pyfunction!(hooks::http_setup, module)?)?;
     Ok(())
 }

@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::endpoint::PyEndpoint;
+use crate::request_body::RequestBody;
 use crate::router::ParamValue;
 
 /// Everything Rust parsed about a request.
@@ -22,8 +22,8 @@ pub struct RequestData {
     pub version: Version,
     /// The headers.
     pub headers: HeaderMap,
-    /// The whole body (read, within the size limit, before the handler runs).
-    pub body: Bytes,
+    /// The body: read before the handler runs, or left on the connection.
+    pub body: RequestBody,
     /// The peer's address (`None` on Unix sockets).
     pub client: Option<SocketAddr>,
     /// The local address (`None` on Unix sockets).
@@ -115,9 +115,22 @@ impl PyRequest {
         Ok(list)
     }
 
-    /// The body as `bytes`.
-    fn body_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.data.body)
+    /// The body as `bytes` if it was read before the handler ran, else `None`.
+    fn body_bytes<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.data.body.buffered().map(|b| PyBytes::new(py, b))
+    }
+
+    /// The next chunk of a body left on the connection (`b""` at its end): `bytes` if
+    /// it has arrived, else a future of it. Past the body size limit it raises (or the
+    /// future fails with) `HTTPException(413)`.
+    fn read_chunk(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.data.body.read_chunk(py)
+    }
+
+    /// The rest of the body: `bytes` if it was read before the handler ran, else a
+    /// future of it (read in Rust, delivered at once).
+    fn read_body(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.data.body.read_rest(py)
     }
 
     /// The converted path parameters.

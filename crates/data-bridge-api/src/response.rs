@@ -3,6 +3,7 @@
 //! and models the way FastAPI's encoder does.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
@@ -14,6 +15,7 @@ use crate::conditional::Conditions;
 use crate::errors::ApiError;
 use crate::files::FileTarget;
 use crate::hooks;
+use crate::streaming::{self, LoopRef, Producer};
 
 /// A response made on the loop thread, sent back to the connection's task.
 pub struct Reply {
@@ -22,6 +24,8 @@ pub struct Reply {
     body: Body,
     /// A `FileResponse`: the file is opened by the connection's task, off the loop.
     file: Option<FileTarget>,
+    /// What fills a streamed body, started by [`Reply::start_stream`].
+    producer: Option<Producer>,
 }
 
 /// The file a `FileResponse` names, read without touching the file system here.
@@ -94,15 +98,23 @@ impl Reply {
                     headers: Vec::new(),
                     body: Body::empty(),
                     file: Some(file_target(value, status, headers)?),
+                    producer: None,
                 });
             }
-            let body = value.getattr("body")?;
-            let body = Body::full(Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes()));
+            let (body, producer) = match streaming::open(py, value)? {
+                Some((body, producer)) => (body, Some(producer)),
+                None => {
+                    let body = value.getattr("body")?;
+                    let bytes = Bytes::copy_from_slice(body.cast::<PyBytes>()?.as_bytes());
+                    (Body::full(bytes), None)
+                }
+            };
             return Ok(Reply {
                 status: StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 headers: headers_from(&value.getattr("raw_headers")?)?,
                 body,
                 file: None,
+                producer,
             });
         }
         Ok(Reply {
@@ -113,7 +125,17 @@ impl Reply {
             )],
             body: Body::full(json_bytes(py, value)?),
             file: None,
+            producer: None,
         })
+    }
+
+    /// Starts the producer of a streamed body on `lp` (`on_loop`: called on the loop
+    /// thread). The status and headers do not wait for its first chunk.
+    pub fn start_stream(mut self, py: Python<'_>, lp: &Arc<LoopRef>, on_loop: bool) -> Self {
+        if let Some(producer) = self.producer.take() {
+            producer.start(py, lp, on_loop);
+        }
+        self
     }
 
     /// Converts an exception raised by a handler: `HTTPException` becomes its status,
@@ -146,6 +168,7 @@ impl Reply {
                     headers,
                     body: Body::full(json_bytes(py, body.as_any())?),
                     file: None,
+                    producer: None,
                 })
             };
             return build().map_err(|_| ApiError::Internal(None));

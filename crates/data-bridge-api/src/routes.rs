@@ -87,8 +87,9 @@ impl RouteTable {
     }
 
     /// Adds a Python handler. `params` lists `(name, type, choices, converter)` for the
-    /// path parameters; `mode` is `"none"`, `"path"` or `"request"`.
-    #[pyo3(signature = (methods, path, func, *, is_async, mode, params, timeout=None, status_code=200))]
+    /// path parameters; `mode` is `"none"`, `"path"` or `"request"`; `buffer_body` says
+    /// the handler needs the whole body before it runs (a pydantic body parameter).
+    #[pyo3(signature = (methods, path, func, *, is_async, mode, params, timeout=None, status_code=200, buffer_body=false))]
     fn add_python(
         &self,
         methods: Vec<String>,
@@ -99,6 +100,7 @@ impl RouteTable {
         params: Vec<ParamDecl>,
         timeout: Option<f64>,
         status_code: u16,
+        buffer_body: bool,
     ) -> PyResult<()> {
         let mode = match mode {
             "none" => CallMode::NoArgs,
@@ -127,6 +129,7 @@ impl RouteTable {
             converters,
             timeout: timeout.filter(|t| *t > 0.0).map(Duration::from_secs_f64),
             status,
+            buffer_body,
         };
         self.add(&methods, path, &kinds, Endpoint::Python(Arc::new(ep)))
     }

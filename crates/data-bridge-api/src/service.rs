@@ -1,6 +1,7 @@
 //! One request's way through the server: route in Rust, answer native routes at once,
-//! read the body within its limit, hand Python routes to the dispatcher, and turn every
-//! failure into its status code with a JSON body.
+//! read a small body within its limit (or leave a large one for the handler to
+//! stream), hand Python routes to the dispatcher, and turn every failure into its
+//! status code with a JSON body.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,14 +11,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use crate::body::Body;
 use crate::conditional::Conditions;
 use crate::dispatch::Dispatcher;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{CallMode, Endpoint, PyEndpoint};
 use crate::errors::{json_response, ApiError};
 use crate::request::RequestData;
+use crate::request_body::{RequestBody, PREREAD_LIMIT};
 use crate::router::Router;
 
 /// Request limits.
@@ -57,6 +59,16 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
             "cannot read the request body: {e}"
         ))),
     }
+}
+
+/// Whether the body is read before the handler runs: when the handler cannot see it
+/// (read anyway so the size limit answers 413 as before), needs it whole (pydantic
+/// body), or it is small or absent. Anything else is streamed on demand.
+fn preread(ep: &PyEndpoint, declared: Option<usize>, body: &Incoming) -> bool {
+    ep.mode != CallMode::Request
+        || ep.buffer_body
+        || body.is_end_stream()
+        || declared.is_some_and(|n| n <= PREREAD_LIMIT)
 }
 
 /// Serves one request and counts it.
@@ -117,9 +129,13 @@ async fn respond(
     if declared.is_some_and(|n| n > state.limits.max_body_size) {
         return ApiError::PayloadTooLarge.into_response();
     }
-    let body = match read_body(body, state.limits.max_body_size).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
+    let body = if preread(&endpoint, declared, &body) {
+        match read_body(body, state.limits.max_body_size).await {
+            Ok(b) => RequestBody::Buffered(b),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        RequestBody::streamed(body, state.limits.max_body_size)
     };
     // Kept for a `FileResponse`, which answers ranges and conditions like static files.
     let cond = Conditions::from_request(&parts.method, &parts.headers);
