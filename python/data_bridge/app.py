@@ -3,6 +3,7 @@ data-bridge server (see :func:`data_bridge.serve`)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from data_bridge import _native
 from data_bridge.dependencies import Depends
 from data_bridge.endpoints import Route, compile_route
 from data_bridge.exceptions import RequestValidationError
+from data_bridge.openapi import docs, openapi_document
 from data_bridge.requests import Request, State
 from data_bridge.responses import JSONResponse, Response
 from data_bridge.routing import APIRouter
@@ -20,6 +22,8 @@ from data_bridge.routing import APIRouter
 __all__ = ["App"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("data_bridge")
+HTML = "text/html; charset=utf-8"
 
 
 def _jsonable(value: Any) -> Any:
@@ -45,11 +49,40 @@ class App:
         default_response_class: type[Response] = JSONResponse,
         title: str = "data-bridge",
         version: str = "0.1.0",
+        summary: str | None = None,
+        description: str = "",
+        openapi_url: str | None = "/openapi.json",
+        docs_url: str | None = "/docs",
+        redoc_url: str | None = "/redoc",
+        swagger_ui_oauth2_redirect_url: str | None = "/docs/oauth2-redirect",
+        openapi_tags: list[dict[str, Any]] | None = None,
+        servers: list[dict[str, Any]] | None = None,
+        terms_of_service: str | None = None,
+        contact: dict[str, Any] | None = None,
+        license_info: dict[str, Any] | None = None,
     ) -> None:
+        """``title`` to ``license_info`` describe the app in its OpenAPI document, served
+        at ``openapi_url``, with Swagger UI at ``docs_url`` and ReDoc at ``redoc_url``;
+        ``None`` turns any of them off (no document, no pages)."""
+        for url in (openapi_url, docs_url, redoc_url, swagger_ui_oauth2_redirect_url):
+            if url is not None and not url.startswith("/"):
+                raise ValueError(f"documentation URLs must start with '/': {url!r}")
         self.debug = debug
         self.timeout = timeout
         self.title = title
         self.version = version
+        self.summary = summary
+        self.description = description
+        self.openapi_url = openapi_url
+        self.docs_url = docs_url
+        self.redoc_url = redoc_url
+        self.swagger_ui_oauth2_redirect_url = swagger_ui_oauth2_redirect_url
+        self.openapi_tags = openapi_tags
+        self.servers = servers
+        self.terms_of_service = terms_of_service
+        self.contact = contact
+        self.license_info = license_info
+        self.openapi_schema: dict[str, Any] | None = None
         self.state = State()
         self.router = APIRouter(
             dependencies=dependencies, default_response_class=default_response_class
@@ -152,6 +185,65 @@ class App:
 
         return decorator
 
+    # -- documentation ------------------------------------------------------------------
+
+    def openapi(self) -> dict[str, Any]:
+        """The app's OpenAPI 3.1 document, built on first use and then kept."""
+        if self.openapi_schema is None:
+            self.openapi_schema = openapi_document(
+                self.router.routes,
+                title=self.title,
+                version=self.version,
+                summary=self.summary,
+                description=self.description,
+                terms_of_service=self.terms_of_service,
+                contact=self.contact,
+                license_info=self.license_info,
+                servers=self.servers,
+                tags=self.openapi_tags,
+            )
+        return self.openapi_schema
+
+    def _documentation(
+        self,
+    ) -> tuple[list[tuple[str, bytes, int, str]], list[tuple[str, str]]]:
+        """The constant routes (path, body, status, content type) and asset directories
+        (path, directory) that serve the document and the pages."""
+        if self.openapi_url is None:
+            return [], []
+        try:
+            body, status, media_type = (
+                pydantic_core.to_json(self.openapi()),
+                200,
+                "application/json",
+            )
+        except Exception:
+            # An app whose types have no JSON schema still serves; only its document
+            # fails, as it does on FastAPI.
+            logger.exception("Could not generate the OpenAPI document")
+            body, status, media_type = b"Internal Server Error", 500, "text/plain; charset=utf-8"
+        constants = [(self.openapi_url, body, status, media_type)]
+        statics: list[tuple[str, str]] = []
+        if self.docs_url is not None:
+            assets = self.docs_url.rstrip("/") + "/" + docs.ASSETS
+            page = docs.swagger_ui_html(
+                title=self.title,
+                openapi_url=self.openapi_url,
+                assets=assets,
+                oauth2_redirect_url=self.swagger_ui_oauth2_redirect_url,
+            )
+            constants.append((self.docs_url, page.encode(), 200, HTML))
+            statics.append((assets, str(docs.swagger_ui_dir())))
+            if self.swagger_ui_oauth2_redirect_url is not None:
+                redirect = docs.oauth2_redirect_html().encode()
+                constants.append((self.swagger_ui_oauth2_redirect_url, redirect, 200, HTML))
+        if self.redoc_url is not None:
+            assets = self.redoc_url.rstrip("/") + "/" + docs.ASSETS
+            page = docs.redoc_html(title=self.title, openapi_url=self.openapi_url, assets=assets)
+            constants.append((self.redoc_url, page.encode(), 200, HTML))
+            statics.append((assets, str(docs.redoc_dir())))
+        return constants, statics
+
     # -- the native table -------------------------------------------------------------
 
     @property
@@ -180,6 +272,15 @@ class App:
         for path, kind in self._probes:
             if ("GET", path) not in taken:
                 table.add_probe(path, kind)
+        # The app's own routes win over the documentation's.
+        doc_constants, doc_statics = self._documentation()
+        for path, body, status_code, media_type in doc_constants:
+            if ("GET", path) not in taken:
+                table.add_constant(
+                    ["GET"], path, body, status_code=status_code, content_type=media_type
+                )
+        for path, directory in doc_statics:
+            table.add_static(path, directory, html=False)
         for methods, path, body, status_code, media_type in self._constants:
             table.add_constant(
                 methods, path, body, status_code=status_code, content_type=media_type

@@ -62,6 +62,8 @@ class ParamField:
     info: FieldInfo
     is_sequence: bool
     embed: bool | None = None
+    # The declared type with its non-marker ``Annotated`` metadata (for documentation).
+    annotation: Any = None
 
     @property
     def required(self) -> bool:
@@ -224,6 +226,7 @@ def _param_field(
         info=info,
         is_sequence=_is_sequence(annotation),
         embed=marker.embed if isinstance(marker, Body) else None,
+        annotation=Annotated[(annotation, *extra)] if extra else annotation,
     )
 
 

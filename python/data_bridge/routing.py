@@ -1,6 +1,7 @@
 """Declaring routes: ``APIRouter`` and its decorators, ``include_router`` (prefix, tags,
-dependencies) and ``url_path_for``. A declared :class:`APIRoute` is analysed here, once;
-:mod:`data_bridge.endpoints` turns it into what the native route table runs."""
+dependencies, documentation options) and ``url_path_for``. A declared :class:`APIRoute`
+is analysed here, once; :mod:`data_bridge.endpoints` turns it into what the native route
+table runs and :mod:`data_bridge.openapi` describes it."""
 
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ class APIRoute:
         response_model_by_alias: bool = True,
         response_model_include: Any = None,
         response_model_exclude: Any = None,
+        summary: str | None = None,
+        description: str | None = None,
+        response_description: str = "Successful Response",
+        responses: dict[int | str, dict[str, Any]] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
+        operation_id: str | None = None,
+        openapi_extra: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
         self.path = path
@@ -64,6 +73,15 @@ class APIRoute:
         self.tags = list(tags)
         self.name = name or getattr(endpoint, "__name__", "endpoint")
         self.timeout = timeout
+        # Documentation only (see data_bridge.openapi); nothing here runs per request.
+        self.summary = summary
+        self.description = description
+        self.response_description = response_description
+        self.responses = dict(responses or {})
+        self.deprecated = deprecated
+        self.include_in_schema = include_in_schema
+        self.operation_id = operation_id
+        self.openapi_extra = openapi_extra
         self.output_options = {
             "exclude_unset": response_model_exclude_unset,
             "exclude_none": response_model_exclude_none,
@@ -79,14 +97,27 @@ class APIRoute:
         ]
 
     def with_prefix(
-        self, prefix: str, tags: Sequence[str], dependencies: Sequence[Depends]
+        self,
+        prefix: str,
+        tags: Sequence[str],
+        dependencies: Sequence[Depends],
+        *,
+        responses: dict[int | str, dict[str, Any]] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
     ) -> APIRoute:
-        """This route as included under ``prefix`` with extra tags and dependencies."""
+        """This route as included under ``prefix`` with extra tags, dependencies and
+        documented responses; ``deprecated`` and ``include_in_schema=False`` apply to it
+        unless it says otherwise (as in FastAPI: deprecated if either says so, hidden if
+        either hides it)."""
         clone = APIRoute.__new__(APIRoute)
         clone.__dict__.update(self.__dict__)
         clone.path = prefix + self.path
         clone.tags = [*tags, *self.tags]
         clone.dependencies = [*dependencies, *self.dependencies]
+        clone.responses = {**(responses or {}), **self.responses}
+        clone.deprecated = self.deprecated or deprecated
+        clone.include_in_schema = self.include_in_schema and include_in_schema
         names = {n for n, _ in path_names(clone.path)}
         if names != {n for n, _ in path_names(self.path)}:
             clone.dependant = analyze(self.endpoint, names)
@@ -113,6 +144,9 @@ class APIRouter:
         tags: Sequence[str] | None = None,
         dependencies: Sequence[Depends] | None = None,
         default_response_class: type[Response] = JSONResponse,
+        responses: dict[int | str, dict[str, Any]] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError("a prefix must start with '/' and not end with '/'")
@@ -120,6 +154,9 @@ class APIRouter:
         self.tags = list(tags or [])
         self.dependencies = list(dependencies or [])
         self.default_response_class = default_response_class
+        self.responses = dict(responses or {})
+        self.deprecated = deprecated
+        self.include_in_schema = include_in_schema
         self.routes: list[APIRoute] = []
 
     def add_api_route(
@@ -131,6 +168,9 @@ class APIRouter:
         dependencies: Sequence[Depends] | None = None,
         tags: Sequence[str] | None = None,
         response_class: type[Response] | None = None,
+        responses: dict[int | str, dict[str, Any]] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
         **options: Any,
     ) -> None:
         """Declares ``endpoint`` for ``methods`` (default ``["GET"]``) on ``path``."""
@@ -141,6 +181,9 @@ class APIRouter:
             dependencies=[*self.dependencies, *(dependencies or [])],
             tags=[*self.tags, *(tags or [])],
             response_class=response_class or self.default_response_class,
+            responses={**self.responses, **(responses or {})},
+            deprecated=deprecated or self.deprecated,
+            include_in_schema=include_in_schema and self.include_in_schema,
             **options,
         )
         self.routes.append(route)
@@ -184,15 +227,26 @@ class APIRouter:
         prefix: str = "",
         tags: Sequence[str] | None = None,
         dependencies: Sequence[Depends] | None = None,
+        responses: dict[int | str, dict[str, Any]] | None = None,
+        deprecated: bool | None = None,
+        include_in_schema: bool = True,
     ) -> None:
         """Adds ``router``'s routes under ``prefix``; this router's own dependencies
-        run first, then ``dependencies``, then the route's."""
+        run first, then ``dependencies``, then the route's. ``responses``,
+        ``deprecated`` and ``include_in_schema`` only change the OpenAPI document."""
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError("a prefix must start with '/' and not end with '/'")
         extra = [*self.dependencies, *(dependencies or [])]
         for route in router.routes:
             self.routes.append(
-                route.with_prefix(self.prefix + prefix, [*self.tags, *(tags or [])], extra)
+                route.with_prefix(
+                    self.prefix + prefix,
+                    [*self.tags, *(tags or [])],
+                    extra,
+                    responses={**self.responses, **(responses or {})},
+                    deprecated=deprecated or self.deprecated,
+                    include_in_schema=include_in_schema and self.include_in_schema,
+                )
             )
 
     def url_path_for(self, name: str, /, **params: Any) -> str:

@@ -16,6 +16,16 @@ ALLOW = (
     "RFC 9110 section 15.5.6); Starlette lists the first matching route's methods"
 )
 
+# A route with several methods: FastAPI names its operations after the first method of
+# a set, which varies from run to run; data-bridge after the first method declared.
+MULTI_METHOD_ID = (
+    "operation id of a route with several methods: data-bridge uses the first method "
+    "declared; FastAPI the first of a set, which changes with the hash seed"
+)
+
+# Where, in an app's OpenAPI document, an allowance applies: keys from the root.
+Pointer = tuple[str, ...]
+
 
 @dataclass(frozen=True)
 class Call:

@@ -4,6 +4,7 @@ so each corpus app is written once, as ``build(api)``."""
 
 from __future__ import annotations
 
+import functools
 import types
 
 NAMES = [
@@ -26,6 +27,9 @@ NAMES = [
 
 FLAVORS = ("fastapi", "data_bridge")
 
+# Both frameworks name an app differently by default; the corpus compares documents.
+TITLE = "Corpus"
+
 
 def load(flavor: str) -> types.SimpleNamespace:
     """The names the corpus apps use, from ``flavor``; ``App`` is the application class."""
@@ -33,7 +37,8 @@ def load(flavor: str) -> types.SimpleNamespace:
         import fastapi
         import fastapi.responses
 
-        api = types.SimpleNamespace(App=fastapi.FastAPI, flavor=flavor)
+        app = functools.partial(fastapi.FastAPI, title=TITLE)
+        api = types.SimpleNamespace(App=app, flavor=flavor)
         for name in NAMES:
             source = fastapi.responses if name.endswith("Response") else fastapi
             if name == "RequestValidationError":
@@ -43,7 +48,8 @@ def load(flavor: str) -> types.SimpleNamespace:
     if flavor == "data_bridge":
         import data_bridge
 
-        api = types.SimpleNamespace(App=data_bridge.App, flavor=flavor)
+        app = functools.partial(data_bridge.App, title=TITLE)
+        api = types.SimpleNamespace(App=app, flavor=flavor)
         for name in NAMES:
             setattr(api, name, getattr(data_bridge, name))
         return api

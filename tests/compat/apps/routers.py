@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from tests.compat.corpus import ALLOW, Call
+from tests.compat.corpus import ALLOW, MULTI_METHOD_ID, Call
 
 
 def build(api: Any) -> Any:
@@ -79,3 +79,11 @@ REQUESTS = [
     Call("GET", "/v1/admin"),
     Call("GET", "/users/3/extra"),
 ]
+
+_PING = ("paths", "/users/{user_id}/ping")
+_PING_RESPONSE = ("responses", "200", "content", "application/json", "schema", "title")
+OPENAPI_DIFFERS = {
+    (*_PING, method, *part): MULTI_METHOD_ID
+    for method in ("get", "post")
+    for part in (("operationId",), _PING_RESPONSE)
+}
