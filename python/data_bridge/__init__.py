@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from data_bridge._native import __version__
 from data_bridge.app import App
+from data_bridge.background import BackgroundTasks
 from data_bridge.dependencies import Depends
 from data_bridge.exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from data_bridge.params import Body, Cookie, Header, Path, Query
@@ -21,11 +22,12 @@ from data_bridge.responses import (
     Response,
 )
 from data_bridge.routing import APIRouter
-from data_bridge.server import serve, start
+from data_bridge.server import serve, start, stop
 
 __all__ = [
     "APIRouter",
     "App",
+    "BackgroundTasks",
     "Body",
     "Cookie",
     "Depends",
@@ -45,4 +47,5 @@ __all__ = [
     "__version__",
     "serve",
     "start",
+    "stop",
 ]

@@ -224,6 +224,7 @@ def http_setup(
     file_response_cls: type,
     http_exception: type,
     report: Callable[[BaseException], str],
+    run_background: Callable[[Any], None],
 ) -> None:
     """Registers the Python objects the HTTP server calls (once, at import)."""
 
@@ -284,6 +285,8 @@ class Server:
         backlog: int = 2048,
         reuse_port: bool = False,
     ) -> Any: ...
+    def background_pending(self) -> int:
+        """Responses whose background work has not yet been handed to Python."""
     def shutdown(self, grace: float) -> Any: ...
 
 @final

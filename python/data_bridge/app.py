@@ -4,7 +4,7 @@ data-bridge server (see :func:`data_bridge.serve`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pydantic_core
@@ -13,6 +13,7 @@ from data_bridge import _native
 from data_bridge.dependencies import Depends
 from data_bridge.endpoints import Route, compile_route
 from data_bridge.exceptions import RequestValidationError
+from data_bridge.lifespan import Lifespan, LifespanFactory
 from data_bridge.requests import Request, State
 from data_bridge.responses import JSONResponse, Response
 from data_bridge.routing import APIRouter
@@ -34,7 +35,8 @@ def request_validation_handler(request: Request, exc: RequestValidationError) ->
 
 
 class App:
-    """A web application: routes plus start-up and shutdown hooks."""
+    """A web application: routes, exception handlers, and its ``lifespan`` (or
+    start-up and shutdown hooks)."""
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class App:
         default_response_class: type[Response] = JSONResponse,
         title: str = "data-bridge",
         version: str = "0.1.0",
+        lifespan: LifespanFactory | None = None,
     ) -> None:
         self.debug = debug
         self.timeout = timeout
@@ -58,8 +61,7 @@ class App:
         self._constants: list[tuple[list[str], str, bytes, int, str]] = []
         self._statics: list[tuple[str, str, bool]] = []
         self._probes: list[tuple[str, str]] = [("/health", "health"), ("/ready", "ready")]
-        self._startup: list[Callable[[], Awaitable[None] | None]] = []
-        self._shutdown: list[Callable[[], Awaitable[None] | None]] = []
+        self.lifespan = Lifespan(lifespan)
 
     # -- routes -------------------------------------------------------------------
 
@@ -139,13 +141,14 @@ class App:
         self.exception_handlers[exc_class] = handler
 
     def on_event(self, event: str) -> Callable[[F], F]:
-        """Registers a ``"startup"`` or ``"shutdown"`` hook (sync or async)."""
+        """Registers a ``"startup"`` or ``"shutdown"`` hook (sync or async); ignored
+        when the app has a ``lifespan``, as in FastAPI."""
 
         def decorator(func: F) -> F:
             if event == "startup":
-                self._startup.append(func)
+                self.lifespan.startup_hooks.append(func)
             elif event == "shutdown":
-                self._shutdown.append(func)
+                self.lifespan.shutdown_hooks.append(func)
             else:
                 raise ValueError(f"unknown event {event!r}")
             return func

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
 import pydantic
+import pydantic_core
 
 from data_bridge.dependencies import Dependant, flat_body_fields, path_only
 from data_bridge.exceptions import RequestValidationError, ResponseValidationError
@@ -190,6 +191,18 @@ class _Runner:
         self.is_async = root.needs_async or handler_async
 
     def _finish(self, raw: Any, ctx: Context) -> Any:
+        response = self._respond(raw, ctx)
+        if ctx.background is not None:
+            if not isinstance(response, Response):
+                response = Response(
+                    pydantic_core.to_json(response), self.status, media_type="application/json"
+                )
+            # As FastAPI: a response's own background wins over the injected tasks.
+            if response.background is None:
+                response.background = ctx.background
+        return response
+
+    def _respond(self, raw: Any, ctx: Context) -> Any:
         if isinstance(raw, Response):
             # As FastAPI: a returned response is sent as is, without the injected one's
             # headers or status.

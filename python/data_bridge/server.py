@@ -2,45 +2,34 @@
 
 One call starts PyLoop on the calling thread, binds, logs the address and serves until
 SIGINT or SIGTERM; then it stops accepting, lets in-flight requests finish within the
-grace period, runs the shutdown hooks and returns.
+grace period, waits for background tasks, ends the app's lifespan and returns.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import signal
-import traceback
 from typing import Any
 
 import pydantic_core
 
 from data_bridge import _native
 from data_bridge.app import App
+from data_bridge.background import drain, run_background
 from data_bridge.exceptions import HTTPException
 from data_bridge.pyloop import new_event_loop
+from data_bridge.reporting import report
 from data_bridge.responses import FileResponse, Response
 
-__all__ = ["serve", "start"]
+__all__ = ["serve", "start", "stop"]
 
 logger = logging.getLogger("data_bridge")
 
 
-def _report(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    logger.error("Exception in handler\n%s", text.rstrip())
-    return text
-
-
-_native.http_setup(pydantic_core.to_json, Response, FileResponse, HTTPException, _report)
-
-
-async def _run_hooks(hooks: list[Any]) -> None:
-    for hook in hooks:
-        result = hook()
-        if inspect.isawaitable(result):
-            await result
+_native.http_setup(
+    pydantic_core.to_json, Response, FileResponse, HTTPException, report, run_background
+)
 
 
 async def start(
@@ -54,9 +43,12 @@ async def start(
     max_body_size: int = 16 * 1024 * 1024,
     max_pending: int = 1024,
     sync_threads: int = 40,
+    lifespan: bool = True,
 ) -> tuple[_native.Server, Any]:
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
-    bound address. The caller stops it with ``await server.shutdown(grace)``."""
+    bound address, once the app's lifespan has started (or its start-up hooks have
+    run). The caller stops it with :func:`stop`. With ``lifespan=False`` the app's
+    lifespan is left alone (the test client serves an app used outside ``with``)."""
     loop = asyncio.get_running_loop()
     server = _native.Server(
         app.route_table(),
@@ -65,9 +57,28 @@ async def start(
         sync_threads=sync_threads,
         debug=app.debug,
     )
-    await _run_hooks(app._startup)
-    bound = server.start(loop, host, port, uds=uds, backlog=backlog, reuse_port=reuse_port)
+    if lifespan:
+        await app.lifespan.startup(app)
+    try:
+        bound = server.start(loop, host, port, uds=uds, backlog=backlog, reuse_port=reuse_port)
+    except BaseException:
+        if lifespan:
+            await app.lifespan.shutdown()
+        raise
     return server, bound
+
+
+async def stop(
+    app: App, server: _native.Server, graceful_timeout: float = 30.0, *, lifespan: bool = True
+) -> None:
+    """Stops a server made by :func:`start`: no new connections, in-flight requests and
+    background tasks get ``graceful_timeout`` seconds each, then the app's lifespan ends
+    (or its shutdown hooks run)."""
+    await server.shutdown(graceful_timeout)
+    if not await drain(graceful_timeout):
+        logger.warning("background tasks still running after %s s", graceful_timeout)
+    if lifespan:
+        await app.lifespan.shutdown()
 
 
 def serve(
@@ -108,8 +119,7 @@ def serve(
         print(f"data-bridge serving on {where}", flush=True)
         await stopping
         logger.info("data-bridge shutting down")
-        await server.shutdown(graceful_timeout)
-        await _run_hooks(app._shutdown)
+        await stop(app, server, graceful_timeout)
 
     loop = new_event_loop()
     try:

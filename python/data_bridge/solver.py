@@ -18,6 +18,7 @@ from typing import Any
 import pydantic
 import pydantic_core
 
+from data_bridge.background import BackgroundTasks
 from data_bridge.dependencies import Dependant, ParamField
 from data_bridge.exceptions import RequestValidationError
 from data_bridge.requests import Request
@@ -89,7 +90,7 @@ def read_body(request: Request) -> Any:
 class Context:
     """What solving one request shares between the route and its dependencies."""
 
-    __slots__ = ("_response", "body", "cache", "embed", "request", "stack")
+    __slots__ = ("_response", "background", "body", "cache", "embed", "request", "stack")
 
     def __init__(
         self, request: Request, body: Any, embed: bool, stack: contextlib.AsyncExitStack
@@ -100,6 +101,7 @@ class Context:
         self.stack = stack
         self.cache: dict[Any, Any] = {}
         self._response: Response | None = None
+        self.background: BackgroundTasks | None = None
 
     @property
     def response(self) -> Response:
@@ -200,4 +202,8 @@ async def solve(dep: Dependant, ctx: Context) -> tuple[dict[str, Any], list[dict
         values[dep.request_name] = ctx.request
     if dep.response_name is not None:
         values[dep.response_name] = ctx.response
+    if dep.background_name is not None:
+        if ctx.background is None:
+            ctx.background = BackgroundTasks()
+        values[dep.background_name] = ctx.background
     return values, errors

@@ -8,6 +8,7 @@ import types
 
 NAMES = [
     "APIRouter",
+    "BackgroundTasks",
     "Body",
     "Cookie",
     "Depends",

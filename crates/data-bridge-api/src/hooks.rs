@@ -1,5 +1,5 @@
 //! The Python objects the server calls while serving: the JSON encoder, the
-//! `Response`, `FileResponse` and `HTTPException` classes, and the error reporter. The Python package
+//! `Response`, `FileResponse` and `HTTPException` classes, the error reporter and the background runner. The Python package
 //! registers them once at import (`_native.http_setup`), so Rust never imports them.
 
 use pyo3::prelude::*;
@@ -17,6 +17,9 @@ pub struct Hooks {
     pub http_exception: Py<PyAny>,
     /// `report(exc) -> str`: logs a handler failure and returns its traceback text.
     pub report: Py<PyAny>,
+    /// `run_background(background)`: schedules a response's background work on the
+    /// running loop, once the response has been sent.
+    pub run_background: Py<PyAny>,
 }
 
 static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
@@ -30,6 +33,7 @@ pub fn http_setup(
     file_response_cls: Py<PyAny>,
     http_exception: Py<PyAny>,
     report: Py<PyAny>,
+    run_background: Py<PyAny>,
 ) {
     let _ = HOOKS.set(
         py,
@@ -39,6 +43,7 @@ pub fn http_setup(
             file_response_cls,
             http_exception,
             report,
+            run_background,
         },
     );
 }

@@ -22,6 +22,8 @@ pub struct Reply {
     body: Body,
     /// A `FileResponse`: the file is opened by the connection's task, off the loop.
     file: Option<FileTarget>,
+    /// A `Response`'s `background`, run once the response has been sent.
+    background: Option<Py<PyAny>>,
 }
 
 /// The file a `FileResponse` names, read without touching the file system here.
@@ -38,6 +40,16 @@ fn file_target(
         status,
         headers,
     })
+}
+
+/// A response's `background` (absent or `None` means none).
+fn background_of(value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    match value.getattr(pyo3::intern!(value.py(), "background")) {
+        Ok(bg) if !bg.is_none() => Ok(Some(bg.unbind())),
+        Ok(_) => Ok(None),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(value.py()) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
@@ -94,6 +106,7 @@ impl Reply {
                     headers: Vec::new(),
                     body: Body::empty(),
                     file: Some(file_target(value, status, headers)?),
+                    background: background_of(value)?,
                 });
             }
             let body = value.getattr("body")?;
@@ -103,6 +116,7 @@ impl Reply {
                 headers: headers_from(&value.getattr("raw_headers")?)?,
                 body,
                 file: None,
+                background: background_of(value)?,
             });
         }
         Ok(Reply {
@@ -113,6 +127,7 @@ impl Reply {
             )],
             body: Body::full(json_bytes(py, value)?),
             file: None,
+            background: None,
         })
     }
 
@@ -146,6 +161,7 @@ impl Reply {
                     headers,
                     body: Body::full(json_bytes(py, body.as_any())?),
                     file: None,
+                    background: None,
                 })
             };
             return build().map_err(|_| ApiError::Internal(None));
@@ -157,6 +173,11 @@ impl Reply {
             .and_then(|t| t.extract::<String>())
             .ok();
         Err(ApiError::Internal(if debug { traceback } else { None }))
+    }
+
+    /// The background work to run once this reply has been sent, if any.
+    pub fn take_background(&mut self) -> Option<Py<PyAny>> {
+        self.background.take()
     }
 
     /// The HTTP response; a `FileResponse` is opened and read here, honouring the

@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use socket2::{Domain, Socket, Type};
 use tokio::sync::{watch, Notify};
 
+use crate::background::Pending;
 use crate::dispatch::Dispatcher;
 use crate::errors::ApiError;
 use crate::routes::RouteTable;
@@ -47,6 +48,7 @@ pub struct Server {
     debug: bool,
     ready: Arc<AtomicBool>,
     running: Mutex<Option<Running>>,
+    background: Pending,
 }
 
 fn bind_tcp(
@@ -246,6 +248,7 @@ impl Server {
             debug,
             ready: Arc::new(AtomicBool::new(false)),
             running: Mutex::new(None),
+            background: Pending::default(),
         })
     }
 
@@ -273,6 +276,7 @@ impl Server {
             self.max_pending,
             self.sync_threads,
             self.debug,
+            self.background.clone(),
         );
         let state = Arc::new(AppState {
             router: table.into_router(),
@@ -325,6 +329,12 @@ impl Server {
             lp: lp.clone().unbind(),
         });
         Ok(bound)
+    }
+
+    /// Responses whose background work has not yet been handed to Python (their body
+    /// is still being sent, or the hand-over is queued for the loop).
+    fn background_pending(&self) -> usize {
+        self.background.get()
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `grace` seconds, then
