@@ -14,6 +14,7 @@ from data_bridge.dependencies import Depends
 from data_bridge.endpoints import Route, compile_route
 from data_bridge.exceptions import RequestValidationError
 from data_bridge.lifespan import Lifespan, LifespanFactory
+from data_bridge.middleware import BaseHTTPMiddleware, Middleware, build_stack
 from data_bridge.requests import Request, State
 from data_bridge.responses import JSONResponse, Response
 from data_bridge.routing import APIRouter
@@ -62,6 +63,7 @@ class App:
         self._statics: list[tuple[str, str, bool]] = []
         self._probes: list[tuple[str, str]] = [("/health", "health"), ("/ready", "ready")]
         self.lifespan = Lifespan(lifespan)
+        self.user_middleware: list[Middleware] = []
 
     # -- routes -------------------------------------------------------------------
 
@@ -155,6 +157,22 @@ class App:
 
         return decorator
 
+    def add_middleware(self, middleware_class: type[Any], **options: Any) -> None:
+        """Adds a ``BaseHTTPMiddleware``-style class, built as
+        ``middleware_class(next, **options)``; the last added runs first (outermost)."""
+        self.user_middleware.insert(0, Middleware(middleware_class, **options))
+
+    def middleware(self, middleware_type: str) -> Callable[[F], F]:
+        """Registers ``async def mw(request, call_next) -> Response`` (``"http"`` only)."""
+        if middleware_type != "http":
+            raise ValueError(f"unsupported middleware type {middleware_type!r}")
+
+        def decorator(func: F) -> F:
+            self.add_middleware(BaseHTTPMiddleware, dispatch=func)
+            return func
+
+        return decorator
+
     # -- the native table -------------------------------------------------------------
 
     @property
@@ -164,6 +182,7 @@ class App:
             RequestValidationError: request_validation_handler,
             **self.exception_handlers,
         }
+        stack = build_stack(self.user_middleware) if self.user_middleware else None
         return [
             compile_route(
                 r,
@@ -171,6 +190,7 @@ class App:
                 app_timeout=self.timeout,
                 handlers=handlers,
                 custom_handlers=bool(self.exception_handlers),
+                middleware=stack,
             )
             for r in self.router.routes
         ]

@@ -29,12 +29,16 @@ FLAVORS = ("fastapi", "data_bridge")
 
 
 def load(flavor: str) -> types.SimpleNamespace:
-    """The names the corpus apps use, from ``flavor``; ``App`` is the application class."""
+    """The names the corpus apps use, from ``flavor``; ``App`` is the application class,
+    ``BaseHTTPMiddleware`` the base of middleware classes."""
     if flavor == "fastapi":
         import fastapi
         import fastapi.responses
+        from starlette.middleware.base import BaseHTTPMiddleware
 
-        api = types.SimpleNamespace(App=fastapi.FastAPI, flavor=flavor)
+        api = types.SimpleNamespace(
+            App=fastapi.FastAPI, BaseHTTPMiddleware=BaseHTTPMiddleware, flavor=flavor
+        )
         for name in NAMES:
             source = fastapi.responses if name.endswith("Response") else fastapi
             if name == "RequestValidationError":
@@ -43,8 +47,11 @@ def load(flavor: str) -> types.SimpleNamespace:
         return api
     if flavor == "data_bridge":
         import data_bridge
+        from data_bridge.middleware import BaseHTTPMiddleware
 
-        api = types.SimpleNamespace(App=data_bridge.App, flavor=flavor)
+        api = types.SimpleNamespace(
+            App=data_bridge.App, BaseHTTPMiddleware=BaseHTTPMiddleware, flavor=flavor
+        )
         for name in NAMES:
             setattr(api, name, getattr(data_bridge, name))
         return api
