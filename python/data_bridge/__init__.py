@@ -22,6 +22,7 @@ from data_bridge.responses import (
     Response,
 )
 from data_bridge.routing import APIRouter
+from data_bridge.security import Security
 from data_bridge.server import serve, start, stop
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "RequestValidationError",
     "Response",
     "ResponseValidationError",
+    "Security",
     "__version__",
     "serve",
     "start",

@@ -64,6 +64,8 @@ class App:
         self._probes: list[tuple[str, str]] = [("/health", "health"), ("/ready", "ready")]
         self.lifespan = Lifespan(lifespan)
         self.user_middleware: list[Middleware] = []
+        # Dependency -> replacement, read at each request (as FastAPI; used by tests).
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
 
     # -- routes -------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from data_bridge.middleware import CallNext
 from data_bridge.requests import Request
 from data_bridge.responses import JSONResponse, Response
 from data_bridge.routing import DEFAULT, APIRoute, path_names
-from data_bridge.solver import UNSET, Context, located, read_body, run_sync, solve
+from data_bridge.solver import UNSET, Context, Overrides, located, read_body, run_sync, solve
 
 __all__ = ["Route", "compile_route"]
 
@@ -184,6 +184,12 @@ class _Runner:
     ) -> None:
         self.root = root
         self.middleware = middleware
+        overrides = getattr(app, "dependency_overrides", None)
+        self.overrides = (
+            Overrides(overrides, {n for n, _ in path_names(route.path)})
+            if overrides is not None
+            else None
+        )
         self.app = app
         self.handlers = handlers
         self.status = status
@@ -237,7 +243,8 @@ class _Runner:
         try:
             body = read_body(request) if self.has_body else UNSET
             async with contextlib.AsyncExitStack() as stack:
-                ctx = Context(request, body, self.embed, stack)
+                overrides = self.overrides if self.overrides and self.overrides.mapping else None
+                ctx = Context(request, body, self.embed, stack, overrides)
                 values, errors = await solve(self.root, ctx)
                 if errors:
                     raise RequestValidationError(errors, body=None if body is UNSET else body)
@@ -276,6 +283,10 @@ class _Runner:
         return await self._handle(native, offload=True)
 
     def run_sync(self, native: Any) -> Any:
+        if self.overrides is not None and self.overrides.mapping and self.overrides.any_async:
+            # An async replacement of a plain dependency (in tests): this worker thread
+            # has no loop of its own, so the request gets a short-lived one.
+            return asyncio.run(self._handle(native, offload=False))
         return run_sync(self._handle(native, offload=False))
 
 

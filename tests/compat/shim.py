@@ -23,6 +23,7 @@ NAMES = [
     "Request",
     "RequestValidationError",
     "Response",
+    "Security",
 ]
 
 FLAVORS = ("fastapi", "data_bridge")
@@ -34,11 +35,13 @@ def load(flavor: str) -> types.SimpleNamespace:
     if flavor == "fastapi":
         import fastapi
         import fastapi.responses
+        import fastapi.security
         from starlette.middleware.base import BaseHTTPMiddleware
 
         api = types.SimpleNamespace(
             App=fastapi.FastAPI, BaseHTTPMiddleware=BaseHTTPMiddleware, flavor=flavor
         )
+        api.security = fastapi.security
         for name in NAMES:
             source = fastapi.responses if name.endswith("Response") else fastapi
             if name == "RequestValidationError":
@@ -47,11 +50,13 @@ def load(flavor: str) -> types.SimpleNamespace:
         return api
     if flavor == "data_bridge":
         import data_bridge
+        import data_bridge.security
         from data_bridge.middleware import BaseHTTPMiddleware
 
         api = types.SimpleNamespace(
             App=data_bridge.App, BaseHTTPMiddleware=BaseHTTPMiddleware, flavor=flavor
         )
+        api.security = data_bridge.security
         for name in NAMES:
             setattr(api, name, getattr(data_bridge, name))
         return api
