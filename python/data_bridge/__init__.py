@@ -6,6 +6,7 @@ loop, and an HTTP server with a FastAPI-style API (:class:`App`, :func:`serve`).
 
 from __future__ import annotations
 
+from data_bridge import status
 from data_bridge._native import __version__
 from data_bridge.app import App
 from data_bridge.background import BackgroundTasks
@@ -49,5 +50,6 @@ __all__ = [
     "__version__",
     "serve",
     "start",
+    "status",
     "stop",
 ]
