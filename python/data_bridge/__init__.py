@@ -6,8 +6,10 @@ loop, and an HTTP server with a FastAPI-style API (:class:`App`, :func:`serve`).
 
 from __future__ import annotations
 
+from data_bridge import status
 from data_bridge._native import __version__
 from data_bridge.app import App
+from data_bridge.background import BackgroundTasks
 from data_bridge.dependencies import Depends
 from data_bridge.exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from data_bridge.params import Body, Cookie, Header, Path, Query
@@ -22,11 +24,13 @@ from data_bridge.responses import (
     StreamingResponse,
 )
 from data_bridge.routing import APIRouter
-from data_bridge.server import serve, start
+from data_bridge.security import Security
+from data_bridge.server import serve, start, stop
 
 __all__ = [
     "APIRouter",
     "App",
+    "BackgroundTasks",
     "Body",
     "Cookie",
     "Depends",
@@ -43,8 +47,11 @@ __all__ = [
     "RequestValidationError",
     "Response",
     "ResponseValidationError",
+    "Security",
     "StreamingResponse",
     "__version__",
     "serve",
     "start",
+    "status",
+    "stop",
 ]

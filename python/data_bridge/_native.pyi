@@ -226,6 +226,7 @@ def http_setup(
     file_response_cls: type,
     http_exception: type,
     report: Callable[[BaseException], str],
+    run_background: Callable[[Any], None],
     *,
     streaming_response: type | None = None,
 ) -> None:
@@ -293,6 +294,8 @@ class Server:
         """Binds ``host:port`` or ``uds``, or adopts the listening socket ``fd`` (which
         is duplicated: the caller still owns it), and starts accepting. Returns the bound
         address: ``(host, port)`` or the socket path."""
+    def background_pending(self) -> int:
+        """Responses whose background work has not yet been handed to Python."""
     def shutdown(self, grace: float) -> Any: ...
     @property
     def requests_served(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pydantic_core
@@ -14,6 +14,8 @@ from data_bridge import _native
 from data_bridge.dependencies import Depends
 from data_bridge.endpoints import Route, compile_route
 from data_bridge.exceptions import RequestValidationError
+from data_bridge.lifespan import Lifespan, LifespanFactory
+from data_bridge.middleware import BaseHTTPMiddleware, Middleware, build_stack
 from data_bridge.openapi import docs, openapi_document
 from data_bridge.requests import Request, State
 from data_bridge.responses import JSONResponse, Response
@@ -38,7 +40,8 @@ def request_validation_handler(request: Request, exc: RequestValidationError) ->
 
 
 class App:
-    """A web application: routes plus start-up and shutdown hooks."""
+    """A web application: routes, exception handlers, and its ``lifespan`` (or
+    start-up and shutdown hooks)."""
 
     def __init__(
         self,
@@ -60,6 +63,7 @@ class App:
         terms_of_service: str | None = None,
         contact: dict[str, Any] | None = None,
         license_info: dict[str, Any] | None = None,
+        lifespan: LifespanFactory | None = None,
     ) -> None:
         """``title`` to ``license_info`` describe the app in its OpenAPI document, served
         at ``openapi_url``, with Swagger UI at ``docs_url`` and ReDoc at ``redoc_url``;
@@ -91,8 +95,10 @@ class App:
         self._constants: list[tuple[list[str], str, bytes, int, str]] = []
         self._statics: list[tuple[str, str, bool]] = []
         self._probes: list[tuple[str, str]] = [("/health", "health"), ("/ready", "ready")]
-        self._startup: list[Callable[[], Awaitable[None] | None]] = []
-        self._shutdown: list[Callable[[], Awaitable[None] | None]] = []
+        self.lifespan = Lifespan(lifespan)
+        self.user_middleware: list[Middleware] = []
+        # Dependency -> replacement, read at each request (as FastAPI; used by tests).
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
 
     # -- routes -------------------------------------------------------------------
 
@@ -172,13 +178,14 @@ class App:
         self.exception_handlers[exc_class] = handler
 
     def on_event(self, event: str) -> Callable[[F], F]:
-        """Registers a ``"startup"`` or ``"shutdown"`` hook (sync or async)."""
+        """Registers a ``"startup"`` or ``"shutdown"`` hook (sync or async); ignored
+        when the app has a ``lifespan``, as in FastAPI."""
 
         def decorator(func: F) -> F:
             if event == "startup":
-                self._startup.append(func)
+                self.lifespan.startup_hooks.append(func)
             elif event == "shutdown":
-                self._shutdown.append(func)
+                self.lifespan.shutdown_hooks.append(func)
             else:
                 raise ValueError(f"unknown event {event!r}")
             return func
@@ -244,6 +251,22 @@ class App:
             statics.append((assets, str(docs.redoc_dir())))
         return constants, statics
 
+    def add_middleware(self, middleware_class: type[Any], **options: Any) -> None:
+        """Adds a ``BaseHTTPMiddleware``-style class, built as
+        ``middleware_class(next, **options)``; the last added runs first (outermost)."""
+        self.user_middleware.insert(0, Middleware(middleware_class, **options))
+
+    def middleware(self, middleware_type: str) -> Callable[[F], F]:
+        """Registers ``async def mw(request, call_next) -> Response`` (``"http"`` only)."""
+        if middleware_type != "http":
+            raise ValueError(f"unsupported middleware type {middleware_type!r}")
+
+        def decorator(func: F) -> F:
+            self.add_middleware(BaseHTTPMiddleware, dispatch=func)
+            return func
+
+        return decorator
+
     # -- the native table -------------------------------------------------------------
 
     @property
@@ -253,6 +276,7 @@ class App:
             RequestValidationError: request_validation_handler,
             **self.exception_handlers,
         }
+        stack = build_stack(self.user_middleware) if self.user_middleware else None
         return [
             compile_route(
                 r,
@@ -260,6 +284,7 @@ class App:
                 app_timeout=self.timeout,
                 handlers=handlers,
                 custom_handlers=bool(self.exception_handlers),
+                middleware=stack,
             )
             for r in self.router.routes
         ]

@@ -1,6 +1,6 @@
 """``Depends`` and the analysis of a callable's signature into a :class:`Dependant`:
 which parameter comes from the path, the query string, a header, a cookie, the body,
-another dependency, or is the injected ``Request``/``Response``.
+another dependency, or is the injected ``Request``/``Response``/``BackgroundTasks``.
 
 The analysis runs once, when a route is declared; it compiles one pydantic
 ``TypeAdapter`` per parameter (validation then runs in pydantic-core, and errors carry
@@ -23,6 +23,7 @@ import pydantic
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from data_bridge.background import BackgroundTasks
 from data_bridge.params import Body, Header, Param, Path, Query
 from data_bridge.requests import Request
 from data_bridge.responses import Response
@@ -82,6 +83,7 @@ class Dependant:
     dependencies: list[tuple[str | None, Dependant]] = field(default_factory=list)
     request_name: str | None = None
     response_name: str | None = None
+    background_name: str | None = None
     use_cache: bool = True
     is_async: bool = False
     is_gen: bool = False
@@ -194,6 +196,9 @@ def analyze(call: Callable[..., Any], path_names: set[str], use_cache: bool = Tr
             if _injected(annotation, Response):
                 dep.response_name = p.name
                 continue
+            if _injected(annotation, BackgroundTasks):
+                dep.background_name = p.name
+                continue
             if p.name in path_names:
                 marker = Path()
             elif _is_query_type(annotation):
@@ -241,5 +246,6 @@ def path_only(dependant: Dependant) -> bool:
         not dependant.dependencies
         and dependant.request_name is None
         and dependant.response_name is None
+        and dependant.background_name is None
         and all(f.source == "path" for f in dependant.fields)
     )

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
 import pydantic
+import pydantic_core
 
 from data_bridge.dependencies import Dependant, flat_body_fields, path_only
-from data_bridge.exceptions import RequestValidationError, ResponseValidationError
+from data_bridge.exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from data_bridge.middleware import CallNext
 from data_bridge.requests import Request
 from data_bridge.responses import JSONResponse, Response
 from data_bridge.routing import DEFAULT, APIRoute, path_names
-from data_bridge.solver import UNSET, Context, located, read_body, run_sync, solve
+from data_bridge.solver import UNSET, Context, Overrides, located, read_body, run_sync, solve
 
 __all__ = ["Route", "compile_route"]
 
@@ -123,8 +125,11 @@ def compile_route(
     app_timeout: float | None,
     handlers: Handlers,
     custom_handlers: bool,
+    middleware: CallNext | None = None,
 ) -> Route:
-    """Picks how to call ``route`` and builds the per-request closure if one is needed."""
+    """Picks how to call ``route`` and builds the per-request closure if one is needed;
+    with ``middleware`` (the app's Python middleware stack) every route runs through
+    it."""
     declared = path_names(route.path)
     timeout = route.timeout if route.timeout is not None else app_timeout
     status = route.status_code or 200
@@ -138,6 +143,7 @@ def compile_route(
         path_only(dependant)
         and not route.route_dependants
         and not custom_handlers
+        and middleware is None
         and model is None
         and json_class
         and body_allowed(status)
@@ -157,7 +163,7 @@ def compile_route(
         dependant,
         dependencies=[*((None, d) for d in route.route_dependants), *dependant.dependencies],
     )
-    run = _Runner(route, root, app, handlers, status, model)
+    run = _Runner(route, root, app, handlers, status, model, middleware)
     buffer = bool(flat_body_fields(root))
     if run.is_async:
         return Route(
@@ -195,8 +201,16 @@ class _Runner:
         handlers: Handlers,
         status: int,
         model: Any,
+        middleware: CallNext | None = None,
     ) -> None:
         self.root = root
+        self.middleware = middleware
+        overrides = getattr(app, "dependency_overrides", None)
+        self.overrides = (
+            Overrides(overrides, {n for n, _ in path_names(route.path)})
+            if overrides is not None
+            else None
+        )
         self.app = app
         self.handlers = handlers
         self.status = status
@@ -208,9 +222,21 @@ class _Runner:
         self.embed = len({f.name for f in bodies}) > 1 or any(f.embed for f in bodies)
         handler_async = any(inspect.iscoroutinefunction(h) for h in handlers.values())
         self.endpoint_async = root.is_async
-        self.is_async = root.needs_async or handler_async
+        self.is_async = root.needs_async or handler_async or middleware is not None
 
     def _finish(self, raw: Any, ctx: Context) -> Any:
+        response = self._respond(raw, ctx)
+        if ctx.background is not None:
+            if not isinstance(response, Response):
+                response = Response(
+                    pydantic_core.to_json(response), self.status, media_type="application/json"
+                )
+            # As FastAPI: a response's own background wins over the injected tasks.
+            if response.background is None:
+                response.background = ctx.background
+        return response
+
+    def _respond(self, raw: Any, ctx: Context) -> Any:
         if isinstance(raw, Response):
             # As FastAPI: a returned response is sent as is, without the injected one's
             # headers or status.
@@ -232,11 +258,14 @@ class _Runner:
         return response
 
     async def _handle(self, native: Any, offload: bool) -> Any:
-        request = Request(native, self.app)
+        return await self._process(Request(native, self.app), offload)
+
+    async def _process(self, request: Request, offload: bool) -> Any:
         try:
             body = read_body(request) if self.has_body else UNSET
             async with contextlib.AsyncExitStack() as stack:
-                ctx = Context(request, body, self.embed, stack)
+                overrides = self.overrides if self.overrides and self.overrides.mapping else None
+                ctx = Context(request, body, self.embed, stack, overrides)
                 values, errors = await solve(self.root, ctx)
                 if errors:
                     raise RequestValidationError(errors, body=None if body is UNSET else body)
@@ -257,8 +286,37 @@ class _Runner:
                 result = await result
             return result
 
+    async def _as_response(self, request: Request) -> Response:
+        """The route's answer as a ``Response`` object, for the middleware around it."""
+        try:
+            result = await self._process(request, offload=True)
+        except HTTPException as exc:
+            return http_exception_response(exc)
+        if isinstance(result, Response):
+            return result
+        return Response(pydantic_core.to_json(result), self.status, media_type="application/json")
+
     async def run_async(self, native: Any) -> Any:
+        if self.middleware is not None:
+            request = Request(native, self.app)
+            request._route = self._as_response  # type: ignore[attr-defined]
+            return await self.middleware(request)
         return await self._handle(native, offload=True)
 
     def run_sync(self, native: Any) -> Any:
+        if self.overrides is not None and self.overrides.mapping and self.overrides.any_async:
+            # An async replacement of a plain dependency (in tests): this worker thread
+            # has no loop of its own, so the request gets a short-lived one.
+            return asyncio.run(self._handle(native, offload=False))
         return run_sync(self._handle(native, offload=False))
+
+
+def http_exception_response(exc: HTTPException) -> Response:
+    """What the server answers to an unhandled ``HTTPException``, as FastAPI does."""
+    if not body_allowed(exc.status_code):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    response = JSONResponse({"detail": exc.detail}, exc.status_code)
+    # As FastAPI: the exception's own content type wins.
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response

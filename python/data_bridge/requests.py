@@ -88,7 +88,9 @@ class Request:
         self._path_params: dict[str, Any] | None = None
         self._cookies: dict[str, str] | None = None
         self.app = app
-        self.state = State()
+        # As Starlette: each request starts with a shallow copy of the lifespan state.
+        lifespan = getattr(app, "lifespan", None)
+        self.state = State(**lifespan.state) if lifespan is not None and lifespan.state else State()
         self._body: bytes | None = None
         self._stream_consumed = False
 

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pydantic_core
 
+from data_bridge.background import BackgroundTask
 from data_bridge.headers import MutableHeaders
 
 if TYPE_CHECKING:
@@ -30,10 +31,12 @@ logger = logging.getLogger("data_bridge")
 
 
 class Response:
-    """A complete response: status, headers and a body of bytes."""
+    """A complete response: status, headers and a body of bytes. ``background`` runs
+    once the response has been sent."""
 
     media_type: str | None = None
     charset = "utf-8"
+    background: BackgroundTask | None = None
 
     def __init__(
         self,
@@ -41,8 +44,10 @@ class Response:
         status_code: int = 200,
         headers: dict[str, str] | None = None,
         media_type: str | None = None,
+        background: BackgroundTask | None = None,
     ) -> None:
         self.status_code = status_code
+        self.background = background
         if media_type is not None:
             self.media_type = media_type
         self.body = self.render(content)
@@ -122,9 +127,13 @@ class RedirectResponse(Response):
     """Redirects to ``url`` (307 by default, as Starlette)."""
 
     def __init__(
-        self, url: str, status_code: int = 307, headers: dict[str, str] | None = None
+        self,
+        url: str,
+        status_code: int = 307,
+        headers: dict[str, str] | None = None,
+        background: BackgroundTask | None = None,
     ) -> None:
-        super().__init__(b"", status_code, headers)
+        super().__init__(b"", status_code, headers, background=background)
         self.raw_headers.append((b"location", url.encode("latin-1")))
 
 
@@ -146,8 +155,9 @@ class FileResponse(Response):
         media_type: str | None = None,
         filename: str | None = None,
         content_disposition_type: str = "attachment",
+        background: BackgroundTask | None = None,
     ) -> None:
-        super().__init__(None, status_code, headers, media_type)
+        super().__init__(None, status_code, headers, media_type, background)
         self.path = os.fspath(path)
         self.filename = filename
         if filename is not None and not any(

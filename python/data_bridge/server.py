@@ -2,35 +2,29 @@
 
 One call starts PyLoop on the calling thread, binds, logs the address and serves until
 SIGINT or SIGTERM; then it stops accepting, lets in-flight requests finish within the
-grace period, runs the shutdown hooks and returns.
+grace period, waits for background tasks, ends the app's lifespan and returns.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import signal
-import traceback
 from typing import Any
 
 import pydantic_core
 
 from data_bridge import _native, listener
 from data_bridge.app import App
+from data_bridge.background import drain, run_background
 from data_bridge.exceptions import HTTPException
 from data_bridge.pyloop import new_event_loop
+from data_bridge.reporting import report
 from data_bridge.responses import FileResponse, Response, StreamingResponse
 
-__all__ = ["serve", "start"]
+__all__ = ["serve", "start", "stop"]
 
 logger = logging.getLogger("data_bridge")
-
-
-def _report(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    logger.error("Exception in handler\n%s", text.rstrip())
-    return text
 
 
 _native.http_setup(
@@ -38,16 +32,10 @@ _native.http_setup(
     Response,
     FileResponse,
     HTTPException,
-    _report,
+    report,
+    run_background,
     streaming_response=StreamingResponse,
 )
-
-
-async def _run_hooks(hooks: list[Any]) -> None:
-    for hook in hooks:
-        result = hook()
-        if inspect.isawaitable(result):
-            await result
 
 
 async def start(
@@ -62,12 +50,17 @@ async def start(
     max_pending: int = 1024,
     sync_threads: int = 40,
     fd: int | None = None,
+    lifespan: bool = True,
 ) -> tuple[_native.Server, Any]:
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
-    bound address. The caller stops it with ``await server.shutdown(grace)``.
+    bound address, once the app's lifespan has started (or its start-up hooks have
+    run). The caller stops it with :func:`stop`.
 
-    The socket is bound before the startup hooks run. With ``fd``, the server accepts
-    on that already listening socket (e.g. inherited from a supervisor) instead."""
+    The socket is bound before the lifespan starts, so a taken port fails fast with an
+    ``OSError`` naming the address. With ``fd``, the server accepts on that already
+    listening socket (e.g. inherited from a supervisor) instead. With
+    ``lifespan=False`` the app's lifespan is left alone (the test client serves an app
+    used outside ``with``)."""
     loop = asyncio.get_running_loop()
     server = _native.Server(
         app.route_table(),
@@ -78,18 +71,35 @@ async def start(
     )
     own = None
     if fd is None:
-        # Bound here, before the startup hooks, so a taken port fails fast with an
-        # OSError naming the address.
         own = listener.bind(host, port, uds, backlog, reuse_port=reuse_port)
         fd = own.fileno()
     try:
-        await _run_hooks(app._startup)
-        bound = server.start(loop, host, port, uds=uds, backlog=backlog, fd=fd)
+        if lifespan:
+            await app.lifespan.startup(app)
+        try:
+            bound = server.start(loop, host, port, uds=uds, backlog=backlog, fd=fd)
+        except BaseException:
+            if lifespan:
+                await app.lifespan.shutdown()
+            raise
     finally:
         if own is not None:
             # The server holds its own duplicate of the socket.
             own.close()
     return server, bound
+
+
+async def stop(
+    app: App, server: _native.Server, graceful_timeout: float = 30.0, *, lifespan: bool = True
+) -> None:
+    """Stops a server made by :func:`start`: no new connections, in-flight requests and
+    background tasks get ``graceful_timeout`` seconds each, then the app's lifespan ends
+    (or its shutdown hooks run)."""
+    await server.shutdown(graceful_timeout)
+    if not await drain(graceful_timeout):
+        logger.warning("background tasks still running after %s s", graceful_timeout)
+    if lifespan:
+        await app.lifespan.shutdown()
 
 
 def serve(
@@ -130,8 +140,7 @@ def serve(
         print(f"data-bridge serving on {where}", flush=True)
         await stopping
         logger.info("data-bridge shutting down")
-        await server.shutdown(graceful_timeout)
-        await _run_hooks(app._shutdown)
+        await stop(app, server, graceful_timeout)
 
     loop = new_event_loop()
     try:

@@ -18,12 +18,13 @@ from typing import Any
 import pydantic
 import pydantic_core
 
-from data_bridge.dependencies import Dependant, ParamField
+from data_bridge.background import BackgroundTasks
+from data_bridge.dependencies import Dependant, ParamField, analyze
 from data_bridge.exceptions import RequestValidationError
 from data_bridge.requests import Request
 from data_bridge.responses import Response
 
-__all__ = ["UNSET", "Context", "read_body", "run_sync", "solve"]
+__all__ = ["UNSET", "Context", "Overrides", "read_body", "run_sync", "solve"]
 
 
 class _Unset:
@@ -89,17 +90,33 @@ def read_body(request: Request) -> Any:
 class Context:
     """What solving one request shares between the route and its dependencies."""
 
-    __slots__ = ("_response", "body", "cache", "embed", "request", "stack")
+    __slots__ = (
+        "_response",
+        "background",
+        "body",
+        "cache",
+        "embed",
+        "overrides",
+        "request",
+        "stack",
+    )
 
     def __init__(
-        self, request: Request, body: Any, embed: bool, stack: contextlib.AsyncExitStack
+        self,
+        request: Request,
+        body: Any,
+        embed: bool,
+        stack: contextlib.AsyncExitStack,
+        overrides: Overrides | None = None,
     ) -> None:
         self.request = request
+        self.overrides = overrides
         self.body = body
         self.embed = embed
         self.stack = stack
         self.cache: dict[Any, Any] = {}
         self._response: Response | None = None
+        self.background: BackgroundTasks | None = None
 
     @property
     def response(self) -> Response:
@@ -113,6 +130,37 @@ class Context:
     @property
     def sub_response(self) -> Response | None:
         return self._response
+
+
+class Overrides:
+    """An app's ``dependency_overrides`` as one route sees them: read at each request
+    (tests change them between requests), each replacement analysed once."""
+
+    __slots__ = ("_analysed", "mapping", "path_names")
+
+    def __init__(self, mapping: dict[Any, Any], path_names: set[str]) -> None:
+        self.mapping = mapping
+        self.path_names = path_names
+        self._analysed: dict[tuple[Any, bool], Dependant] = {}
+
+    def resolve(self, dep: Dependant) -> Dependant:
+        """``dep``, or what replaces it."""
+        replacement = self.mapping.get(dep.call) if self.mapping else None
+        if replacement is None:
+            return dep
+        key = (replacement, dep.use_cache)
+        found = self._analysed.get(key)
+        if found is None:
+            found = analyze(replacement, self.path_names, dep.use_cache)
+            self._analysed[key] = found
+        return found
+
+    @property
+    def any_async(self) -> bool:
+        return any(self.resolve_call(c).needs_async for c in list(self.mapping))
+
+    def resolve_call(self, call: Any) -> Dependant:
+        return self.resolve(Dependant(call=call))
 
 
 def _raw(f: ParamField, ctx: Context) -> tuple[Any, tuple[Any, ...]]:
@@ -180,6 +228,8 @@ async def solve(dep: Dependant, ctx: Context) -> tuple[dict[str, Any], list[dict
     values: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
     for name, sub in dep.dependencies:
+        if ctx.overrides is not None:
+            sub = ctx.overrides.resolve(sub)
         key = sub.call
         if sub.use_cache and key in ctx.cache:
             value = ctx.cache[key]
@@ -200,4 +250,8 @@ async def solve(dep: Dependant, ctx: Context) -> tuple[dict[str, Any], list[dict
         values[dep.request_name] = ctx.request
     if dep.response_name is not None:
         values[dep.response_name] = ctx.response
+    if dep.background_name is not None:
+        if ctx.background is None:
+            ctx.background = BackgroundTasks()
+        values[dep.background_name] = ctx.background
     return values, errors

@@ -32,7 +32,7 @@ from data_bridge.app import App
 from data_bridge.config import Config
 from data_bridge.importer import AppLoadError, load_app
 from data_bridge.pyloop import new_event_loop
-from data_bridge.server import _run_hooks, start
+from data_bridge.server import start
 
 __all__ = ["BOOT_ERROR", "main", "prepare", "run"]
 
@@ -129,8 +129,7 @@ async def _serve(
     logger.info("worker %d stopping (%s)", os.getpid(), reason)
     if counter is not None:
         counter.cancel()
-    await server.shutdown(config.graceful_timeout)
-    await _run_hooks(app._shutdown)
+    await stop(app, server, config.graceful_timeout)
 
 
 async def _count(

@@ -25,7 +25,7 @@ def run_uvicorn(app: Any) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level="critical", lifespan="off", ws="none", http="h11", loop="asyncio"
+        app, log_level="critical", lifespan="on", ws="none", http="h11", loop="asyncio"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

@@ -9,6 +9,7 @@ import types
 
 NAMES = [
     "APIRouter",
+    "BackgroundTasks",
     "Body",
     "Cookie",
     "Depends",
@@ -23,6 +24,7 @@ NAMES = [
     "Request",
     "RequestValidationError",
     "Response",
+    "Security",
 ]
 
 FLAVORS = ("fastapi", "data_bridge")
@@ -32,13 +34,17 @@ TITLE = "Corpus"
 
 
 def load(flavor: str) -> types.SimpleNamespace:
-    """The names the corpus apps use, from ``flavor``; ``App`` is the application class."""
+    """The names the corpus apps use, from ``flavor``; ``App`` is the application class,
+    ``BaseHTTPMiddleware`` the base of middleware classes."""
     if flavor == "fastapi":
         import fastapi
         import fastapi.responses
+        import fastapi.security
+        from starlette.middleware.base import BaseHTTPMiddleware
 
         app = functools.partial(fastapi.FastAPI, title=TITLE)
-        api = types.SimpleNamespace(App=app, flavor=flavor)
+        api = types.SimpleNamespace(App=app, BaseHTTPMiddleware=BaseHTTPMiddleware, flavor=flavor)
+        api.security = fastapi.security
         for name in NAMES:
             source = fastapi.responses if name.endswith("Response") else fastapi
             if name == "RequestValidationError":
@@ -47,9 +53,12 @@ def load(flavor: str) -> types.SimpleNamespace:
         return api
     if flavor == "data_bridge":
         import data_bridge
+        import data_bridge.security
+        from data_bridge.middleware import BaseHTTPMiddleware
 
         app = functools.partial(data_bridge.App, title=TITLE)
-        api = types.SimpleNamespace(App=app, flavor=flavor)
+        api = types.SimpleNamespace(App=app, BaseHTTPMiddleware=BaseHTTPMiddleware, flavor=flavor)
+        api.security = data_bridge.security
         for name in NAMES:
             setattr(api, name, getattr(data_bridge, name))
         return api

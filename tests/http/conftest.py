@@ -15,6 +15,7 @@ from typing import Any
 import data_bridge
 import data_bridge.pyloop
 from data_bridge import App, _native
+from data_bridge.background import drain
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -52,9 +53,13 @@ class Running:
         self.stopped = True
 
 
-async def _stop(server: Any, grace: float, stopped: bool) -> None:
+async def _stop(
+    server: Any, grace: float, stopped: bool, after: Callable[[], Awaitable[Any]] | None
+) -> None:
     if not stopped:
         await server.shutdown(grace)
+    if after is not None:
+        await after()
     # Cancel whatever the server left running (handlers of abandoned requests).
     me = asyncio.current_task()
     rest = [t for t in asyncio.all_tasks() if t is not me]
@@ -68,10 +73,16 @@ async def _stop(server: Any, grace: float, stopped: bool) -> None:
 
 
 @contextlib.contextmanager
-def serve_in_thread(starter: Starter, *, grace: float = 1.0) -> Iterator[Running]:
+def serve_in_thread(
+    starter: Starter,
+    *,
+    grace: float = 1.0,
+    after: Callable[[], Awaitable[Any]] | None = None,
+) -> Iterator[Running]:
     """Runs ``starter()`` (which must start a server on the running loop and return
     ``(server, bound)``) on a fresh PyLoop loop in a thread, then runs the loop until
-    the ``with`` block ends; then shuts the server down and closes the loop."""
+    the ``with`` block ends; then shuts the server down, awaits ``after()`` and closes
+    the loop."""
     loop = data_bridge.pyloop.new_event_loop()
     started = threading.Event()
     result: dict[str, Any] = {}
@@ -111,7 +122,7 @@ def serve_in_thread(starter: Starter, *, grace: float = 1.0) -> Iterator[Running
         finally:
             try:
                 stopping = asyncio.run_coroutine_threadsafe(
-                    _stop(server, grace, running.stopped), loop
+                    _stop(server, grace, running.stopped, after), loop
                 )
                 stopping.result(STOP_TIMEOUT)
             finally:
@@ -131,7 +142,12 @@ def run_server_info(app: App, **start_kwargs: Any) -> Iterator[Running]:
     async def starter() -> tuple[Any, Any]:
         return await data_bridge.start(app, **start_kwargs)
 
-    with serve_in_thread(starter) as running:
+    async def after() -> None:
+        # What data_bridge.stop() does once the server is down.
+        await drain(STOP_TIMEOUT)
+        await app.lifespan.shutdown()
+
+    with serve_in_thread(starter, after=after) as running:
         yield running
 
 

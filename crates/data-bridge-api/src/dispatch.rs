@@ -26,6 +26,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use tokio::sync::{oneshot, Semaphore};
 
+use crate::background::{self, Pending};
+use crate::body::Body;
 use crate::endpoint::{CallMode, PyEndpoint};
 use crate::errors::ApiError;
 use crate::request::{param_to_py, PyRequest, RequestData};
@@ -42,6 +44,8 @@ pub struct Dispatcher {
     /// Threads that may run `def` handlers at once; more wait for a permit.
     sync_permits: Arc<Semaphore>,
     debug: bool,
+    /// Responses sent or being sent whose background work has not been scheduled.
+    background: Pending,
 }
 
 /// The task running a request, so it can be cancelled from the connection's side.
@@ -130,6 +134,7 @@ impl Dispatcher {
         max_pending: usize,
         sync_threads: usize,
         debug: bool,
+        background: Pending,
     ) -> Self {
         Dispatcher {
             lp: Arc::new(LoopRef { shared, event_loop }),
@@ -137,12 +142,27 @@ impl Dispatcher {
             max_pending,
             sync_permits: Arc::new(Semaphore::new(sync_threads.max(1))),
             debug,
+            background,
         }
     }
 
     /// Requests currently queued or running in Python.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// `resp` with `background_work` started on the loop once its body is finished.
+    pub fn after_body(
+        &self,
+        resp: http::Response<Body>,
+        background_work: Py<PyAny>,
+    ) -> http::Response<Body> {
+        background::after_body(
+            resp,
+            background_work,
+            self.lp.shared.clone(),
+            self.background.clone(),
+        )
     }
 
     /// Runs `ep` for the request and resolves to its response (or the error to send).

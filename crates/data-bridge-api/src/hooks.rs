@@ -1,7 +1,7 @@
 //! The Python objects the server calls while serving: the JSON encoder, the
-//! `Response`, `FileResponse`, `StreamingResponse` and `HTTPException` classes, and the
-//! error reporter. The Python package registers them once at import
-//! (`_native.http_setup`), so Rust never imports them.
+//! `Response`, `FileResponse`, `StreamingResponse` and `HTTPException` classes, the
+//! error reporter and the background runner. The Python package registers them once at
+//! import (`_native.http_setup`), so Rust never imports them.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -18,6 +18,9 @@ pub struct Hooks {
     pub http_exception: Py<PyAny>,
     /// `report(exc) -> str`: logs a handler failure and returns its traceback text.
     pub report: Py<PyAny>,
+    /// `run_background(background)`: schedules a response's background work on the
+    /// running loop, once the response has been sent.
+    pub run_background: Py<PyAny>,
     /// `data_bridge.responses.StreamingResponse` (a `Response` subclass), if registered.
     pub streaming_response: Option<Py<PyAny>>,
 }
@@ -26,7 +29,7 @@ static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
 
 /// Registers the hooks (first registration wins).
 #[pyfunction]
-#[pyo3(signature = (to_json, response_cls, file_response_cls, http_exception, report, *, streaming_response=None))]
+#[pyo3(signature = (to_json, response_cls, file_response_cls, http_exception, report, run_background, *, streaming_response=None))]
 pub fn http_setup(
     py: Python<'_>,
     to_json: Py<PyAny>,
@@ -34,6 +37,7 @@ pub fn http_setup(
     file_response_cls: Py<PyAny>,
     http_exception: Py<PyAny>,
     report: Py<PyAny>,
+    run_background: Py<PyAny>,
     streaming_response: Option<Py<PyAny>>,
 ) {
     let _ = HOOKS.set(
@@ -44,6 +48,7 @@ pub fn http_setup(
             file_response_cls,
             http_exception,
             report,
+            run_background,
             streaming_response,
         },
     );

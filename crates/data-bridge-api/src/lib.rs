@@ -7,6 +7,7 @@
 //! a Rust future. Files, static or returned as `FileResponse`, are served by
 //! [`files`].
 
+pub mod background;
 pub mod body;
 pub mod conditional;
 pub mod dispatch;

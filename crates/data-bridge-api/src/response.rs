@@ -26,6 +26,8 @@ pub struct Reply {
     file: Option<FileTarget>,
     /// What fills a streamed body, started by [`Reply::start_stream`].
     producer: Option<Producer>,
+    /// A `Response`'s `background`, run once the response has been sent.
+    background: Option<Py<PyAny>>,
 }
 
 /// The file a `FileResponse` names, read without touching the file system here.
@@ -42,6 +44,16 @@ fn file_target(
         status,
         headers,
     })
+}
+
+/// A response's `background` (absent or `None` means none).
+fn background_of(value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    match value.getattr(pyo3::intern!(value.py(), "background")) {
+        Ok(bg) if !bg.is_none() => Ok(Some(bg.unbind())),
+        Ok(_) => Ok(None),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(value.py()) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
@@ -99,6 +111,7 @@ impl Reply {
                     body: Body::empty(),
                     file: Some(file_target(value, status, headers)?),
                     producer: None,
+                    background: background_of(value)?,
                 });
             }
             let (body, producer) = match streaming::open(py, value)? {
@@ -115,6 +128,7 @@ impl Reply {
                 body,
                 file: None,
                 producer,
+                background: background_of(value)?,
             });
         }
         Ok(Reply {
@@ -126,6 +140,7 @@ impl Reply {
             body: Body::full(json_bytes(py, value)?),
             file: None,
             producer: None,
+            background: None,
         })
     }
 
@@ -169,6 +184,7 @@ impl Reply {
                     body: Body::full(json_bytes(py, body.as_any())?),
                     file: None,
                     producer: None,
+                    background: None,
                 })
             };
             return build().map_err(|_| ApiError::Internal(None));
@@ -180,6 +196,11 @@ impl Reply {
             .and_then(|t| t.extract::<String>())
             .ok();
         Err(ApiError::Internal(if debug { traceback } else { None }))
+    }
+
+    /// The background work to run once this reply has been sent, if any.
+    pub fn take_background(&mut self) -> Option<Py<PyAny>> {
+        self.background.take()
     }
 
     /// The HTTP response; a `FileResponse` is opened and read here, honouring the

@@ -23,6 +23,7 @@ use pyo3::prelude::*;
 use socket2::{Domain, Socket, Type};
 use tokio::sync::{watch, Notify};
 
+use crate::background::Pending;
 use crate::dispatch::Dispatcher;
 use crate::errors::ApiError;
 use crate::routes::RouteTable;
@@ -56,6 +57,7 @@ pub struct Server {
     ready: Arc<AtomicBool>,
     served: Arc<AtomicU64>,
     running: Mutex<Option<Running>>,
+    background: Pending,
 }
 
 fn bind_tcp(
@@ -277,6 +279,7 @@ impl Server {
             ready: Arc::new(AtomicBool::new(false)),
             served: Arc::new(AtomicU64::new(0)),
             running: Mutex::new(None),
+            background: Pending::default(),
         })
     }
 
@@ -312,6 +315,7 @@ impl Server {
             self.max_pending,
             self.sync_threads,
             self.debug,
+            self.background.clone(),
         );
         let state = Arc::new(AppState {
             router: table.into_router(),
@@ -392,6 +396,12 @@ impl Server {
             lp: lp.clone().unbind(),
         });
         Ok(bound)
+    }
+
+    /// Responses whose background work has not yet been handed to Python (their body
+    /// is still being sent, or the hand-over is queued for the loop).
+    fn background_pending(&self) -> usize {
+        self.background.get()
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `grace` seconds, then

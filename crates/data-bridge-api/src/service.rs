@@ -150,7 +150,13 @@ async fn respond(
         params: found.params,
     };
     match state.dispatcher.spawn_python_handler(endpoint, data).await {
-        Ok(reply) => reply.respond(cond).await,
+        Ok(mut reply) => match reply.take_background() {
+            None => reply.respond(cond).await,
+            Some(background) => {
+                let resp = reply.respond(cond).await;
+                state.dispatcher.after_body(resp, background)
+            }
+        },
         Err(e) => e.into_response(),
     }
 }
