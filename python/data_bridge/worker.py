@@ -33,6 +33,7 @@ from data_bridge.config import Config
 from data_bridge.importer import AppLoadError, load_app
 from data_bridge.pyloop import new_event_loop
 from data_bridge.server import start
+from data_bridge.server import stop as stop_server
 
 __all__ = ["BOOT_ERROR", "main", "prepare", "run"]
 
@@ -129,7 +130,7 @@ async def _serve(
     logger.info("worker %d stopping (%s)", os.getpid(), reason)
     if counter is not None:
         counter.cancel()
-    await stop(app, server, config.graceful_timeout)
+    await stop_server(app, server, config.graceful_timeout)
 
 
 async def _count(
