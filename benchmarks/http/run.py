@@ -72,7 +72,21 @@ SCENARIOS = [
         body=json.dumps(ITEM).encode(),
     ),
     Scenario("sleep", "async def, sleep(1 ms)", "/sleep", HELLO),
+    Scenario(
+        "deps",
+        "GET /search, query + Depends",
+        "/search?q=widget&limit=20",
+        {"q": "widget", "limit": 20, "offset": 0},
+    ),
+    Scenario(
+        "model",
+        "GET /items/{id}, response_model",
+        "/items/7",
+        {"id": 7, "name": "widget", "price": 9.99},
+    ),
 ]
+# Scenarios that need FastAPI's API (dependencies, response models).
+FASTAPI_ONLY = frozenset({"deps", "model"})
 QUICK_SCENARIOS = ["json", "native", "body"]
 
 
@@ -146,14 +160,14 @@ SERVERS = [
         "asgi-uvicorn",
         "raw ASGI + uvicorn",
         _uvicorn(f"{APPS}.asgi_app:app"),
-        unsupported=frozenset({"sync"}),
+        unsupported=frozenset({"sync"}) | FASTAPI_ONLY,
         note="no framework; `/native` is the same code as `/json`",
     ),
     Server(
         "granian-rsgi",
         "raw RSGI + Granian",
         _granian("rsgi", f"{APPS}.rsgi_app:app"),
-        unsupported=frozenset({"sync"}),
+        unsupported=frozenset({"sync"}) | FASTAPI_ONLY,
         note="`--interface rsgi --workers 1`, default runtime threads",
     ),
     Server(
@@ -177,6 +191,7 @@ SERVERS = [
             "--log-level",
             "WARNING",
         ],
+        unsupported=FASTAPI_ONLY,
         note="`--processes 1 --workers 1`; `/native` is a `const=True` route",
     ),
 ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from benchmarks.http.apps.common import HELLO, TEXT, Item, port
-from data_bridge import App, PlainTextResponse, serve
+from benchmarks.http.apps.common import HELLO, TEXT, Item, declare_api_routes, port
+from data_bridge import App, Depends, PlainTextResponse, Query, serve
 
 app = App()
 app.constant("/native", HELLO)
@@ -41,6 +41,8 @@ async def sleep() -> dict[str, str]:
     await asyncio.sleep(0.001)
     return {"message": "Hello, World!"}
 
+
+declare_api_routes(app, Depends, Query)
 
 if __name__ == "__main__":
     serve(app, host="127.0.0.1", port=port())

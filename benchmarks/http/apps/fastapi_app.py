@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import PlainTextResponse
 
-from benchmarks.http.apps.common import TEXT, Item
+from benchmarks.http.apps.common import TEXT, Item, declare_api_routes
 
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
@@ -47,3 +47,6 @@ async def create_item(item: Item) -> Item:
 async def sleep() -> dict[str, str]:
     await asyncio.sleep(0.001)
     return {"message": "Hello, World!"}
+
+
+declare_api_routes(app, Depends, Query)
