@@ -1,6 +1,8 @@
 """``Depends`` and the analysis of a callable's signature into a :class:`Dependant`:
 which parameter comes from the path, the query string, a header, a cookie, the body,
-another dependency, or is the injected ``Request``/``Response``/``BackgroundTasks``.
+another dependency, or is the injected ``Request``/``Response``/``BackgroundTasks``/
+``SecurityScopes``; and the OAuth2 scopes that ``Security(..., scopes=[...])`` requires
+of each dependency below it.
 
 The analysis runs once, when a route is declared; it compiles one pydantic
 ``TypeAdapter`` per parameter (validation then runs in pydantic-core, and errors carry
@@ -12,10 +14,11 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -28,7 +31,16 @@ from data_bridge.params import Body, Header, Param, Path, Query
 from data_bridge.requests import Request
 from data_bridge.responses import Response
 
-__all__ = ["Dependant", "Depends", "ParamField", "analyze"]
+__all__ = [
+    "Dependant",
+    "Depends",
+    "ParamField",
+    "Security",
+    "SecurityBase",
+    "SecurityScopes",
+    "analyze",
+    "analyze_depends",
+]
 
 _ORDER = {"path": 0, "query": 1, "header": 2, "cookie": 3, "body": 4}
 _SEQUENCES = (list, set, frozenset, tuple, collections.abc.Sequence, collections.abc.Set)
@@ -50,6 +62,42 @@ class Depends:
     def __repr__(self) -> str:
         name = getattr(self.dependency, "__name__", type(self.dependency).__name__)
         return f"Depends({name})"
+
+
+class Security(Depends):
+    """``Depends`` for a security scheme (or a dependency that uses one), with the
+    OAuth2 ``scopes`` it requires: they are added to those of the dependencies above
+    it, documented in the operation's ``security`` and given to ``SecurityScopes``."""
+
+    def __init__(
+        self,
+        dependency: Callable[..., Any] | None = None,
+        *,
+        scopes: Sequence[str] | None = None,
+        use_cache: bool = True,
+    ) -> None:
+        super().__init__(dependency, use_cache=use_cache)
+        self.scopes = list(scopes or [])
+
+
+class SecurityScopes:
+    """Declared as a dependency's parameter type, receives the OAuth2 scopes required by
+    the ``Security(...)`` declarations that lead to that dependency."""
+
+    def __init__(self, scopes: list[str] | None = None) -> None:
+        self.scopes: list[str] = scopes or []
+        #: The scopes separated by spaces, as an OAuth2 ``scope`` parameter has them.
+        self.scope_str = " ".join(self.scopes)
+
+
+class SecurityBase:
+    """The base of security schemes (:mod:`data_bridge.security`): a dependency that is
+    an instance of it is documented under ``components.securitySchemes`` as ``model``
+    (an OpenAPI Security Scheme Object), named ``scheme_name``, and required by the
+    operations that depend on it."""
+
+    model: dict[str, Any]
+    scheme_name: str
 
 
 @dataclass
@@ -84,7 +132,11 @@ class Dependant:
     request_name: str | None = None
     response_name: str | None = None
     background_name: str | None = None
+    security_scopes_name: str | None = None
     use_cache: bool = True
+    # The scopes its own ``Security`` declares, and those of the declarations above it.
+    own_scopes: list[str] = field(default_factory=list)
+    parent_scopes: list[str] = field(default_factory=list)
     is_async: bool = False
     is_gen: bool = False
     is_async_gen: bool = False
@@ -98,6 +150,35 @@ class Dependant:
     @property
     def needs_async(self) -> bool:
         return any(d.is_async or d.is_async_gen for d in self.walk())
+
+    @property
+    def scopes(self) -> list[str]:
+        """The scopes in force here: those above, then its own not yet among them."""
+        scopes = list(self.parent_scopes)
+        for scope in self.own_scopes:
+            if scope not in scopes:
+                scopes.append(scope)
+        return scopes
+
+    # Both are read once analysis is over (and its tree no longer changes).
+    @functools.cached_property
+    def uses_scopes(self) -> bool:
+        """Whether scopes can change what it does: it declares or receives some, is a
+        security scheme, or something below it does."""
+        return bool(
+            self.own_scopes
+            or self.security_scopes_name is not None
+            or isinstance(self.call, SecurityBase)
+            or any(sub.uses_scopes for _, sub in self.dependencies)
+        )
+
+    @functools.cached_property
+    def cache_key(self) -> tuple[Any, tuple[str, ...]]:
+        """What identifies its value within a request: the callable, and the scopes in
+        force when they can matter (as FastAPI: the same dependency required with other
+        scopes runs again)."""
+        scopes = tuple(sorted(set(self.scopes))) if self.uses_scopes else ()
+        return self.call, scopes
 
 
 def _strip_optional(t: Any) -> Any:
@@ -156,13 +237,23 @@ def _unwrap_call(call: Callable[..., Any]) -> Callable[..., Any]:
     return dunder if dunder is not None else call
 
 
-def analyze(call: Callable[..., Any], path_names: set[str], use_cache: bool = True) -> Dependant:
+def analyze(
+    call: Callable[..., Any],
+    path_names: set[str],
+    use_cache: bool = True,
+    *,
+    own_scopes: Sequence[str] = (),
+    parent_scopes: Sequence[str] = (),
+) -> Dependant:
     """Reads ``call``'s signature into a :class:`Dependant`; raises ``TypeError`` on a
-    parameter it cannot place."""
+    parameter it cannot place. ``own_scopes`` are those its ``Security`` declares,
+    ``parent_scopes`` those declared above it."""
     flavour = _unwrap_call(call)
     dep = Dependant(
         call=call,
         use_cache=use_cache,
+        own_scopes=list(own_scopes),
+        parent_scopes=list(parent_scopes),
         is_async=inspect.iscoroutinefunction(flavour),
         is_gen=inspect.isgeneratorfunction(flavour),
         is_async_gen=inspect.isasyncgenfunction(flavour),
@@ -186,10 +277,12 @@ def analyze(call: Callable[..., Any], path_names: set[str], use_cache: bool = Tr
         if isinstance(default, (Param, Depends)):
             marker, default = default, p.empty
         if isinstance(marker, Depends):
-            sub_call = marker.dependency or annotation
-            dep.dependencies.append((p.name, analyze(sub_call, path_names, marker.use_cache)))
+            dep.dependencies.append((p.name, analyze_depends(marker, path_names, annotation, dep)))
             continue
         if marker is None:
+            if _injected(annotation, SecurityScopes):
+                dep.security_scopes_name = p.name
+                continue
             if _injected(annotation, Request):
                 dep.request_name = p.name
                 continue
@@ -209,6 +302,22 @@ def analyze(call: Callable[..., Any], path_names: set[str], use_cache: bool = Tr
     # FastAPI validates (and reports) path, query, header, cookie, then body.
     dep.fields.sort(key=lambda f: _ORDER[f.source])
     return dep
+
+
+def analyze_depends(
+    marker: Depends,
+    path_names: set[str],
+    annotation: Any = None,
+    parent: Dependant | None = None,
+) -> Dependant:
+    """The dependant a ``Depends``/``Security`` declares: under ``parent`` (a dependency
+    or endpoint, which passes its scopes down), or of a route when ``parent`` is None.
+    ``Depends()`` without a callable depends on ``annotation``."""
+    own = marker.scopes if isinstance(marker, Security) else ()
+    # Passed down whole, as FastAPI does; ``Dependant.scopes`` drops the repeats.
+    above = [*parent.parent_scopes, *parent.own_scopes] if parent is not None else []
+    call = marker.dependency or annotation
+    return analyze(call, path_names, marker.use_cache, own_scopes=own, parent_scopes=above)
 
 
 def _param_field(
@@ -247,5 +356,6 @@ def path_only(dependant: Dependant) -> bool:
         and dependant.request_name is None
         and dependant.response_name is None
         and dependant.background_name is None
+        and dependant.security_scopes_name is None
         and all(f.source == "path" for f in dependant.fields)
     )

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from data_bridge.dependencies import Dependant, Depends, analyze
+from data_bridge.dependencies import Dependant, Depends, analyze, analyze_depends
 from data_bridge.responses import JSONResponse, Response
 
 __all__ = ["DEFAULT", "APIRoute", "APIRouter", "path_names"]
@@ -93,7 +93,7 @@ class APIRoute:
         names = {n for n, _ in path_names(path)}
         self.dependant: Dependant = analyze(endpoint, names)
         self.route_dependants = [
-            analyze(d.dependency, names, d.use_cache) for d in self.dependencies if d.dependency
+            analyze_depends(d, names) for d in self.dependencies if d.dependency
         ]
 
     def with_prefix(
@@ -122,7 +122,7 @@ class APIRoute:
         if names != {n for n, _ in path_names(self.path)}:
             clone.dependant = analyze(self.endpoint, names)
         clone.route_dependants = [
-            analyze(d.dependency, names, d.use_cache) for d in clone.dependencies if d.dependency
+            analyze_depends(d, names) for d in clone.dependencies if d.dependency
         ]
         return clone
 

@@ -4,19 +4,20 @@ request, and answers a request without them with FastAPI's exact 401, ``{"detail
 "Not authenticated"}`` and ``WWW-Authenticate`` challenge, or returns ``None`` when
 ``auto_error=False``.
 
-Only request handling is here; describing the schemes in an OpenAPI document is not.
+Each scheme also carries its OpenAPI Security Scheme Object (``model``, a dict) and
+``scheme_name`` (the class name unless given), from which the OpenAPI document declares
+it under ``components.securitySchemes``.
 """
 
 from __future__ import annotations
 
 import binascii
 from base64 import b64decode
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import pydantic
 
-from data_bridge.dependencies import Depends
+from data_bridge.dependencies import Security, SecurityBase, SecurityScopes
 from data_bridge.exceptions import HTTPException
 from data_bridge.requests import Request
 
@@ -30,22 +31,10 @@ __all__ = [
     "HTTPBearer",
     "OAuth2PasswordBearer",
     "Security",
+    "SecurityBase",
+    "SecurityScopes",
     "get_authorization_scheme_param",
 ]
-
-
-class Security(Depends):
-    """``Depends`` for a security scheme, with the OAuth2 ``scopes`` it requires."""
-
-    def __init__(
-        self,
-        dependency: Callable[..., Any] | None = None,
-        *,
-        scopes: Sequence[str] | None = None,
-        use_cache: bool = True,
-    ) -> None:
-        super().__init__(dependency, use_cache=use_cache)
-        self.scopes = list(scopes or [])
 
 
 def get_authorization_scheme_param(value: str | None) -> tuple[str, str]:
@@ -74,10 +63,20 @@ class HTTPAuthorizationCredentials(pydantic.BaseModel):
     credentials: str
 
 
-class _Scheme:
+class _Scheme(SecurityBase):
     def __init__(
-        self, *, scheme_name: str | None, description: str | None, auto_error: bool
+        self,
+        kind: str,
+        details: dict[str, Any],
+        *,
+        scheme_name: str | None,
+        description: str | None,
+        auto_error: bool,
     ) -> None:
+        self.model: dict[str, Any] = {"type": kind}
+        if description is not None:
+            self.model["description"] = description
+        self.model.update(details)
         self.scheme_name = scheme_name or type(self).__name__
         self.description = description
         self.auto_error = auto_error
@@ -94,7 +93,13 @@ class HTTPBasic(_Scheme):
         description: str | None = None,
         auto_error: bool = True,
     ) -> None:
-        super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
+        super().__init__(
+            "http",
+            {"scheme": "basic"},
+            scheme_name=scheme_name,
+            description=description,
+            auto_error=auto_error,
+        )
         self.realm = realm
 
     def _error(self) -> HTTPException:
@@ -129,7 +134,12 @@ class HTTPBearer(_Scheme):
         description: str | None = None,
         auto_error: bool = True,
     ) -> None:
-        super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
+        details = {"scheme": "bearer"}
+        if bearerFormat is not None:
+            details["bearerFormat"] = bearerFormat
+        super().__init__(
+            "http", details, scheme_name=scheme_name, description=description, auto_error=auto_error
+        )
         self.bearer_format = bearerFormat
 
     async def __call__(self, request: Request) -> HTTPAuthorizationCredentials | None:
@@ -154,10 +164,18 @@ class OAuth2PasswordBearer(_Scheme):
         auto_error: bool = True,
         refreshUrl: str | None = None,  # FastAPI's parameter name
     ) -> None:
-        super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
         self.token_url = tokenUrl
         self.refresh_url = refreshUrl
         self.scopes = dict(scopes or {})
+        flow: dict[str, Any] = {"refreshUrl": refreshUrl} if refreshUrl is not None else {}
+        flow.update(scopes=self.scopes, tokenUrl=tokenUrl)
+        super().__init__(
+            "oauth2",
+            {"flows": {"password": flow}},
+            scheme_name=scheme_name,
+            description=description,
+            auto_error=auto_error,
+        )
 
     async def __call__(self, request: Request) -> str | None:
         authorization = request.headers.get("authorization")
@@ -170,6 +188,8 @@ class OAuth2PasswordBearer(_Scheme):
 
 
 class _APIKey(_Scheme):
+    where: str  # the Security Scheme Object's ``in``
+
     def __init__(
         self,
         *,
@@ -178,7 +198,13 @@ class _APIKey(_Scheme):
         description: str | None = None,
         auto_error: bool = True,
     ) -> None:
-        super().__init__(scheme_name=scheme_name, description=description, auto_error=auto_error)
+        super().__init__(
+            "apiKey",
+            {"in": self.where, "name": name},
+            scheme_name=scheme_name,
+            description=description,
+            auto_error=auto_error,
+        )
         self.name = name
 
     def _read(self, request: Request) -> str | None:
@@ -196,6 +222,8 @@ class _APIKey(_Scheme):
 class APIKeyHeader(_APIKey):
     """An API key in the header ``name``."""
 
+    where = "header"
+
     def _read(self, request: Request) -> str | None:
         return request.headers.get(self.name)
 
@@ -203,12 +231,16 @@ class APIKeyHeader(_APIKey):
 class APIKeyQuery(_APIKey):
     """An API key in the query parameter ``name``."""
 
+    where = "query"
+
     def _read(self, request: Request) -> str | None:
         return request.query_params.get(self.name)
 
 
 class APIKeyCookie(_APIKey):
     """An API key in the cookie ``name``."""
+
+    where = "cookie"
 
     def _read(self, request: Request) -> str | None:
         return request.cookies.get(self.name)

@@ -19,7 +19,7 @@ import pydantic
 import pydantic_core
 
 from data_bridge.background import BackgroundTasks
-from data_bridge.dependencies import Dependant, ParamField, analyze
+from data_bridge.dependencies import Dependant, ParamField, SecurityScopes, analyze
 from data_bridge.exceptions import RequestValidationError
 from data_bridge.requests import Request
 from data_bridge.responses import Response
@@ -141,17 +141,19 @@ class Overrides:
     def __init__(self, mapping: dict[Any, Any], path_names: set[str]) -> None:
         self.mapping = mapping
         self.path_names = path_names
-        self._analysed: dict[tuple[Any, bool], Dependant] = {}
+        self._analysed: dict[tuple[Any, bool, tuple[str, ...]], Dependant] = {}
 
     def resolve(self, dep: Dependant) -> Dependant:
         """``dep``, or what replaces it."""
         replacement = self.mapping.get(dep.call) if self.mapping else None
         if replacement is None:
             return dep
-        key = (replacement, dep.use_cache)
+        # The replacement sees the scopes in force where it stands in.
+        scopes = dep.scopes
+        key = (replacement, dep.use_cache, tuple(scopes))
         found = self._analysed.get(key)
         if found is None:
-            found = analyze(replacement, self.path_names, dep.use_cache)
+            found = analyze(replacement, self.path_names, dep.use_cache, parent_scopes=scopes)
             self._analysed[key] = found
         return found
 
@@ -228,9 +230,10 @@ async def solve(dep: Dependant, ctx: Context) -> tuple[dict[str, Any], list[dict
     values: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
     for name, sub in dep.dependencies:
+        # Keyed by what was declared, replaced or not (as FastAPI).
+        key = sub.cache_key
         if ctx.overrides is not None:
             sub = ctx.overrides.resolve(sub)
-        key = sub.call
         if sub.use_cache and key in ctx.cache:
             value = ctx.cache[key]
         else:
@@ -254,4 +257,6 @@ async def solve(dep: Dependant, ctx: Context) -> tuple[dict[str, Any], list[dict
         if ctx.background is None:
             ctx.background = BackgroundTasks()
         values[dep.background_name] = ctx.background
+    if dep.security_scopes_name is not None:
+        values[dep.security_scopes_name] = SecurityScopes(dep.scopes)
     return values, errors

@@ -2,13 +2,15 @@
 served by Rust as a constant (see :meth:`data_bridge.App.route_table`).
 
 It follows FastAPI's rules, so an app documents itself the same on either framework:
-operation ids, summaries, parameters, request bodies, responses and
-``components/schemas`` from pydantic. The Swagger UI and ReDoc pages that read it are
+operation ids, summaries, parameters, request bodies, responses,
+``components/schemas`` from pydantic and ``components/securitySchemes`` from the
+security dependencies. The Swagger UI and ReDoc pages that read it are
 in :mod:`data_bridge.openapi.docs`.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,7 +70,11 @@ def openapi_document(
     fields.extend(s for d in docs for _, s in d.parameters)
     schemas, definitions = generate(fields)
     paths: dict[str, dict[str, Any]] = {}
+    # By scheme name; a later scheme of the same name replaces an earlier one.
+    security_schemes: dict[str, Any] = {}
     for d in docs:
+        for scheme, _ in d.security:
+            security_schemes[scheme.scheme_name] = copy.deepcopy(scheme.model)
         for method in d.route.methods:
             op, invalid = operation(d, method, schemas)
             paths.setdefault(d.path, {})[method.lower()] = op
@@ -78,8 +84,13 @@ def openapi_document(
     if servers:
         document["servers"] = servers
     document["paths"] = paths
+    components: dict[str, Any] = {}
+    if security_schemes:
+        components["securitySchemes"] = security_schemes
     if definitions:
-        document["components"] = {"schemas": dict(sorted(definitions.items()))}
+        components["schemas"] = dict(sorted(definitions.items()))
+    if components:
+        document["components"] = components
     if tags:
         document["tags"] = tags
     return _without_none(document)  # type: ignore[no-any-return]

@@ -1,5 +1,5 @@
-"""One route as an OpenAPI operation: its id, summary and description, parameters,
-request body and responses, following FastAPI's rules so that the same app documents
+"""One route as an OpenAPI operation: its id, summary and description, security
+requirements, parameters, request body and responses, following FastAPI's rules so that the same app documents
 itself the same way on either framework.
 
 :func:`describe` gathers what needs a JSON schema (as
@@ -19,14 +19,21 @@ from typing import Annotated, Any
 
 import pydantic
 
-from data_bridge.dependencies import Dependant, ParamField
+from data_bridge.dependencies import Dependant, ParamField, SecurityBase
 from data_bridge.params import Body
 from data_bridge.responses import JSONResponse, Response
 from data_bridge.routing import DEFAULT, APIRoute
 
 from .schemas import REF_PREFIX, SchemaField
 
-__all__ = ["Documented", "deep_update", "describe", "operation", "path_format"]
+__all__ = [
+    "Documented",
+    "deep_update",
+    "describe",
+    "operation",
+    "path_format",
+    "security_requirements",
+]
 
 _CONVERTER = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*):[a-zA-Z_]+}")
 _METHODS_WITH_BODY = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"}
@@ -72,6 +79,8 @@ class Documented:
     body_media_type: str = "application/json"
     response: SchemaField | None = None
     extra_responses: dict[int | str, SchemaField] = field(default_factory=dict)
+    # Each security scheme in its dependency tree, with the scopes required of it.
+    security: list[tuple[SecurityBase, list[str]]] = field(default_factory=list)
 
 
 def _root(route: APIRoute) -> Dependant:
@@ -82,19 +91,25 @@ def _root(route: APIRoute) -> Dependant:
     )
 
 
-def _preorder(root: Dependant, *, skip_repeats: bool) -> list[Dependant]:
-    """A dependant, then each dependency in declaration order, depth first."""
-    seen: list[Any] = []
-    order: list[Dependant] = []
-    stack = [root]
+def _preorder(root: Dependant, *, skip_repeats: bool) -> list[tuple[Dependant, list[str]]]:
+    """A dependant, then each dependency in declaration order, depth first, each with
+    the scopes required of it from above. With ``skip_repeats``, a dependency is visited
+    once per :attr:`~Dependant.cache_key` (once, unless scopes matter to it)."""
+    seen: set[Any] = set()
+    order: list[tuple[Dependant, list[str]]] = []
+    stack: list[tuple[Dependant, list[str]]] = [(root, [])]
     while stack:
-        dep = stack.pop()
+        dep, above = stack.pop()
         if skip_repeats:
-            if dep.call in seen:
+            if dep.cache_key in seen:
                 continue
-            seen.append(dep.call)
-        order.append(dep)
-        stack.extend(sub for _, sub in reversed(dep.dependencies))
+            seen.add(dep.cache_key)
+        scopes = list(above)
+        for scope in dep.scopes:
+            if scope not in scopes:
+                scopes.append(scope)
+        order.append((dep, scopes))
+        stack.extend((sub, scopes) for _, sub in reversed(dep.dependencies))
     return order
 
 
@@ -145,15 +160,18 @@ def describe(route: APIRoute) -> Documented:
     doc = Documented(route, path, unique_id)
     root = _root(route)
     visited = _preorder(root, skip_repeats=True)
+    for dep, scopes in visited[1:]:
+        if isinstance(dep.call, SecurityBase):
+            doc.security.append((dep.call, scopes))
     for source in _PARAM_SOURCES:
-        for dep in visited:
+        for dep, _ in visited:
             for f in dep.fields:
                 if f.source == source:
                     # Titled by the name the request carries (``x-token`` → "X-Token").
                     schema_field = SchemaField(f.alias, f.adapter.core_schema, title=f.info.title)
                     doc.parameters.append((f, schema_field))
     bodies = [
-        f for d in _preorder(root, skip_repeats=False) for f in d.fields if f.source == "body"
+        f for d, _ in _preorder(root, skip_repeats=False) for f in d.fields if f.source == "body"
     ]
     if bodies:
         doc.body, doc.body_required, doc.body_media_type = _body_field(bodies, unique_id)
@@ -197,6 +215,18 @@ def _parameters(
     return list(found.values())
 
 
+def security_requirements(doc: Documented) -> list[dict[str, list[str]]]:
+    """The operation's ``security``: one requirement per scheme name, in the order the
+    schemes first appear, with the scopes required of each (merged, first seen first)."""
+    by_name: dict[str, list[str]] = {}
+    for scheme, scopes in doc.security:
+        merged = by_name.setdefault(scheme.scheme_name, [])
+        for scope in scopes:
+            if scope not in merged:
+                merged.append(scope)
+    return [{name: scopes} for name, scopes in by_name.items()]
+
+
 def _default_status(response_class: type[Response]) -> str:
     param = inspect.signature(response_class.__init__).parameters.get("status_code")
     default = param.default if param is not None else None
@@ -224,6 +254,9 @@ def operation(
     op["operationId"] = route.operation_id or doc.unique_id
     if route.deprecated:
         op["deprecated"] = route.deprecated
+    requirements = security_requirements(doc)
+    if requirements:
+        op["security"] = requirements
     parameters = _parameters(doc, schemas)
     if parameters:
         op["parameters"] = parameters

@@ -1,5 +1,6 @@
 """``app.dependency_overrides``: a replaced dependency (sync by async and back), a
-replaced sub-dependency, and a replacement with its own parameters."""
+replaced sub-dependency, a replacement with its own parameters, and one that receives
+the scopes required of what it replaces."""
 
 from typing import Annotated, Any
 
@@ -16,6 +17,12 @@ def build(api: Any) -> Any:
     def settings() -> dict[str, int]:
         return {"limit": 10}
 
+    def permissions() -> list[str]:
+        return []
+
+    def scoped(granted: Annotated[list[str], api.Security(permissions, scopes=["read"])]) -> Any:
+        return granted
+
     app = api.App()
 
     @app.get("/db")
@@ -30,13 +37,21 @@ def build(api: Any) -> Any:
     def settings_route(s: Annotated[dict[str, int], api.Depends(settings)]) -> Any:
         return s
 
+    @app.get("/scoped")
+    def scoped_route(granted: Annotated[Any, api.Security(scoped, scopes=["write"])]) -> Any:
+        return {"granted": granted}
+
     async def fake_db() -> str:
         return "test"
 
     def fake_settings(limit: int = 5) -> dict[str, int]:
         return {"limit": limit, "fake": 1}
 
+    def fake_permissions(security_scopes: api.security.SecurityScopes) -> list[str]:
+        return [*security_scopes.scopes, security_scopes.scope_str]
+
     app.dependency_overrides[real_db] = fake_db
+    app.dependency_overrides[permissions] = fake_permissions
     app.dependency_overrides[settings] = fake_settings
     return app
 
@@ -47,4 +62,5 @@ REQUESTS = [
     Call("GET", "/settings"),
     Call("GET", "/settings?limit=7"),
     Call("GET", "/settings?limit=many"),
+    Call("GET", "/scoped"),
 ]
