@@ -13,6 +13,7 @@ from data_bridge import _native
 from data_bridge.dependencies import Depends
 from data_bridge.endpoints import Route, compile_route
 from data_bridge.exceptions import RequestValidationError
+from data_bridge.process_pool import ProcessPool
 from data_bridge.requests import Request, State
 from data_bridge.responses import JSONResponse, Response
 from data_bridge.routing import APIRouter
@@ -45,7 +46,13 @@ class App:
         default_response_class: type[Response] = JSONResponse,
         title: str = "data-bridge",
         version: str = "0.1.0",
+        metrics: bool = False,
+        metrics_path: str = "/metrics",
+        process_pool_size: int | None = None,
     ) -> None:
+        """``metrics=True`` serves Prometheus metrics at ``metrics_path`` from Rust;
+        ``process_pool_size`` is the number of processes running ``executor="process"``
+        routes (default: one per CPU)."""
         self.debug = debug
         self.timeout = timeout
         self.title = title
@@ -58,6 +65,9 @@ class App:
         self._constants: list[tuple[list[str], str, bytes, int, str]] = []
         self._statics: list[tuple[str, str, bool]] = []
         self._probes: list[tuple[str, str]] = [("/health", "health"), ("/ready", "ready")]
+        self.metrics = metrics
+        self.metrics_path = metrics_path
+        self.process_pool = ProcessPool(process_pool_size)
         self._startup: list[Callable[[], Awaitable[None] | None]] = []
         self._shutdown: list[Callable[[], Awaitable[None] | None]] = []
 
@@ -180,6 +190,8 @@ class App:
         for path, kind in self._probes:
             if ("GET", path) not in taken:
                 table.add_probe(path, kind)
+        if self.metrics:
+            table.add_metrics(self.metrics_path)
         for methods, path, body, status_code, media_type in self._constants:
             table.add_constant(
                 methods, path, body, status_code=status_code, content_type=media_type

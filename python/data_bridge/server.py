@@ -62,12 +62,21 @@ async def start(
     max_pending: int = 1024,
     sync_threads: int = 40,
     fd: int | None = None,
+    access_log: bool = False,
+    log_format: str = "text",
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str = "127.0.0.1",
+    restarts_fd: int | None = None,
 ) -> tuple[_native.Server, Any]:
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
-    bound address. The caller stops it with ``await server.shutdown(grace)``.
+    bound address. The caller stops it with ``await server.shutdown(grace)`` (and then
+    ``app.process_pool.shutdown()`` if it used one).
 
     The socket is bound before the startup hooks run. With ``fd``, the server accepts
-    on that already listening socket (e.g. inherited from a supervisor) instead."""
+    on that already listening socket (e.g. inherited from a supervisor) instead.
+    ``access_log`` writes one line per request to stderr in ``log_format`` (``text`` or
+    ``json``); ``proxy_headers`` applies ``X-Forwarded-*`` from the peers listed in
+    ``forwarded_allow_ips``."""
     loop = asyncio.get_running_loop()
     server = _native.Server(
         app.route_table(),
@@ -75,6 +84,10 @@ async def start(
         max_pending=max_pending,
         sync_threads=sync_threads,
         debug=app.debug,
+        access_log=log_format if access_log else None,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        restarts_fd=restarts_fd,
     )
     own = None
     if fd is None:
@@ -104,10 +117,16 @@ def serve(
     max_body_size: int = 16 * 1024 * 1024,
     max_pending: int = 1024,
     sync_threads: int = 40,
+    access_log: bool = True,
+    log_format: str = "text",
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str = "127.0.0.1",
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM, then drains and returns. At most
     ``sync_threads`` ``def`` handlers run at once; ``max_pending`` bounds the requests
-    queued for or running in Python (503 beyond)."""
+    queued for or running in Python (503 beyond). ``access_log`` writes one line per
+    request to stderr (``log_format``: ``text`` or ``json``); ``proxy_headers`` trusts
+    ``X-Forwarded-*`` from ``forwarded_allow_ips``."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -124,6 +143,10 @@ def serve(
             max_body_size=max_body_size,
             max_pending=max_pending,
             sync_threads=sync_threads,
+            access_log=access_log,
+            log_format=log_format,
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
         )
         where = bound if isinstance(bound, str) else f"http://{bound[0]}:{bound[1]}"
         logger.info("data-bridge serving on %s", where)
@@ -132,6 +155,7 @@ def serve(
         logger.info("data-bridge shutting down")
         await server.shutdown(graceful_timeout)
         await _run_hooks(app._shutdown)
+        app.process_pool.shutdown()
 
     loop = new_event_loop()
     try:
