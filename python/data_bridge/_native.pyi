@@ -260,6 +260,8 @@ class RouteTable:
         content_type: str = "application/json",
     ) -> None: ...
     def add_probe(self, path: str, kind: str) -> None: ...
+    def add_metrics(self, path: str) -> None:
+        """Adds the native Prometheus metrics endpoint (``GET path``)."""
     def add_static(
         self, prefix: str, directory: str | os.PathLike[str], *, html: bool = False
     ) -> None:
@@ -279,7 +281,14 @@ class Server:
         header_timeout: float = 30.0,
         max_header_bytes: int = 65536,
         debug: bool = False,
-    ) -> Server: ...
+        access_log: str | None = None,
+        proxy_headers: bool = False,
+        forwarded_allow_ips: str = "127.0.0.1",
+        restarts_fd: int | None = None,
+    ) -> Server:
+        """``access_log``: ``"text"``, ``"json"`` or ``None`` (off). With
+        ``proxy_headers``, ``X-Forwarded-*`` from ``forwarded_allow_ips`` peers apply.
+        ``restarts_fd``: the supervisor's restart counter file, read by ``/metrics``."""
     def start(
         self,
         lp: LoopCore,
@@ -317,6 +326,12 @@ class RequestData:
     def client(self) -> tuple[str, int] | None: ...
     @property
     def server(self) -> tuple[str, int] | None: ...
+    @property
+    def scheme(self) -> str:
+        """``"http"``, or ``X-Forwarded-Proto`` from a trusted proxy."""
+    @property
+    def host(self) -> str:
+        """``X-Forwarded-Host`` from a trusted proxy, else the authority or ``Host``."""
     def header_pairs(self) -> list[tuple[str, str]]: ...
     def body_bytes(self) -> bytes | None:
         """The body if it was read before the handler ran, else ``None``."""

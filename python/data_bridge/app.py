@@ -17,6 +17,7 @@ from data_bridge.exceptions import RequestValidationError
 from data_bridge.lifespan import Lifespan, LifespanFactory
 from data_bridge.middleware import BaseHTTPMiddleware, Middleware, build_stack
 from data_bridge.openapi import docs, openapi_document
+from data_bridge.process_pool import ProcessPool
 from data_bridge.requests import Request, State
 from data_bridge.responses import JSONResponse, Response
 from data_bridge.routing import APIRouter
@@ -64,10 +65,16 @@ class App:
         contact: dict[str, Any] | None = None,
         license_info: dict[str, Any] | None = None,
         lifespan: LifespanFactory | None = None,
+        metrics: bool = False,
+        metrics_path: str = "/metrics",
+        process_pool_size: int | None = None,
     ) -> None:
         """``title`` to ``license_info`` describe the app in its OpenAPI document, served
         at ``openapi_url``, with Swagger UI at ``docs_url`` and ReDoc at ``redoc_url``;
-        ``None`` turns any of them off (no document, no pages)."""
+        ``None`` turns any of them off (no document, no pages). ``metrics=True`` serves
+        Prometheus metrics at ``metrics_path`` from Rust; ``process_pool_size`` is the
+        number of processes running ``executor="process"`` routes (default: one per
+        CPU)."""
         for url in (openapi_url, docs_url, redoc_url, swagger_ui_oauth2_redirect_url):
             if url is not None and not url.startswith("/"):
                 raise ValueError(f"documentation URLs must start with '/': {url!r}")
@@ -99,6 +106,9 @@ class App:
         self.user_middleware: list[Middleware] = []
         # Dependency -> replacement, read at each request (as FastAPI; used by tests).
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self.metrics = metrics
+        self.metrics_path = metrics_path
+        self.process_pool = ProcessPool(process_pool_size)
 
     # -- routes -------------------------------------------------------------------
 
@@ -306,6 +316,8 @@ class App:
                 )
         for path, directory in doc_statics:
             table.add_static(path, directory, html=False)
+        if self.metrics:
+            table.add_metrics(self.metrics_path)
         for methods, path, body, status_code, media_type in self._constants:
             table.add_constant(
                 methods, path, body, status_code=status_code, content_type=media_type

@@ -26,6 +26,7 @@ from data_bridge.config import (
     load_env_file,
     parse_bool,
     parse_choice,
+    parse_forwarded_allow_ips,
     parse_non_negative_int,
     parse_port,
     parse_positive_int,
@@ -90,6 +91,10 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "reload": parse_bool,
     "factory": parse_bool,
     "env_file": str,
+    "metrics": parse_bool,
+    "proxy_headers": parse_bool,
+    "forwarded_allow_ips": parse_forwarded_allow_ips,
+    "process_pool_size": parse_positive_int,
 }
 
 # (setting, metavar or None for on/off switches, default shown in --help, help text)
@@ -118,7 +123,31 @@ _OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("max-requests-jitter", "N", "0", "add up to this many requests to --max-requests per worker"),
     ("log-level", "{" + ",".join(LOG_LEVELS) + "}", "info", "server log level"),
     ("log-format", "{text,json}", "text", "server log lines as text or one JSON object each"),
-    ("access-log", None, "on", "access log (accepted; access lines are not written yet)"),
+    (
+        "access-log",
+        None,
+        "on",
+        "one line per request on stderr, in --log-format, with an x-request-id",
+    ),
+    ("metrics", None, "the app's: App(metrics=...)", "serve Prometheus metrics at /metrics"),
+    (
+        "proxy-headers",
+        None,
+        "off",
+        "trust X-Forwarded-For/-Proto/-Host from --forwarded-allow-ips",
+    ),
+    (
+        "forwarded-allow-ips",
+        "IPS",
+        "127.0.0.1",
+        "comma-separated proxy addresses or networks whose forwarded headers are trusted, or *",
+    ),
+    (
+        "process-pool-size",
+        "N",
+        "the app's, else one per CPU",
+        'processes running executor="process" handlers, per worker',
+    ),
     (
         "reload",
         None,

@@ -8,6 +8,7 @@ Values from the environment go through the same parsers as flags, so a bad
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import re
@@ -26,6 +27,7 @@ __all__ = [
     "load_env_file",
     "parse_bool",
     "parse_choice",
+    "parse_forwarded_allow_ips",
     "parse_non_negative_int",
     "parse_port",
     "parse_positive_int",
@@ -66,6 +68,12 @@ class Config:
     reload: bool = False
     factory: bool = False
     env_file: str | None = None
+    #: ``None``: as the app says (``App(metrics=...)``).
+    metrics: bool | None = None
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+    #: ``None``: as the app says (``App(process_pool_size=...)``, else one per CPU).
+    process_pool_size: int | None = None
 
     @property
     def supervised(self) -> bool:
@@ -163,6 +171,23 @@ def parse_size(text: str) -> int:
         raise ConfigError(f"expected a size such as 1048576 or 16MiB, got {text!r}")
     unit = match.group(2).lower() if match.group(2) else None
     return int(match.group(1)) * _UNITS[unit]
+
+
+def parse_forwarded_allow_ips(text: str) -> str:
+    """A comma-separated list of addresses and networks (``10.0.0.0/8``), or ``*``."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ConfigError("expected addresses, networks or *, got an empty list")
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"expected an IP address, a network such as 10.0.0.0/8, or *, got {item!r}"
+            ) from None
+    return ",".join(items)
 
 
 def parse_choice(choices: tuple[str, ...]) -> Callable[[str], str]:

@@ -8,6 +8,8 @@ table runs, choosing the cheapest calling convention:
 - ``request``: everything else. Rust hands over the native request; a precompiled
   closure solves the parameters and dependencies, calls the handler, applies the
   output model and the injected ``Response``, and routes exceptions to their handlers.
+  An ``executor="process"`` route always takes this path: the closure is async and
+  awaits the handler in the app's process pool with the validated values.
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ def compile_route(
     hints = typing.get_type_hints(func) if inspect.isfunction(func) else {}
     native = [_native_kind(n, hints.get(n, str), p) for n, p in declared]
     fast = (
-        path_only(dependant)
+        route.executor == "thread"
+        and path_only(dependant)
         and not route.route_dependants
         and not custom_handlers
         and middleware is None
@@ -222,7 +225,10 @@ class _Runner:
         self.embed = len({f.name for f in bodies}) > 1 or any(f.embed for f in bodies)
         handler_async = any(inspect.iscoroutinefunction(h) for h in handlers.values())
         self.endpoint_async = root.is_async
-        self.is_async = root.needs_async or handler_async or middleware is not None
+        self.in_process_pool = route.executor == "process"
+        self.is_async = (
+            root.needs_async or handler_async or middleware is not None or self.in_process_pool
+        )
 
     def _finish(self, raw: Any, ctx: Context) -> Any:
         response = self._respond(raw, ctx)
@@ -272,6 +278,8 @@ class _Runner:
                 call = self.root.call
                 if self.endpoint_async:
                     raw = await call(**values)
+                elif self.in_process_pool:
+                    raw = await self.app.process_pool.run(call, **values)
                 elif offload:
                     raw = await asyncio.to_thread(call, **values)
                 else:

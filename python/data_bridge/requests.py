@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from data_bridge import _native
+from data_bridge.url import URL
 
 __all__ = ["Headers", "QueryParams", "Request", "State"]
 
@@ -103,10 +104,11 @@ class Request:
         return self._native.path
 
     @property
-    def url(self) -> str:
-        host = self.headers.get("host", "")
-        query = self._native.query_string
-        return f"http://{host}{self.path}" + (f"?{query}" if query else "")
+    def url(self) -> URL:
+        """The URL the client asked for; behind a trusted proxy (``--proxy-headers``)
+        with the scheme and host the proxy forwarded."""
+        native = self._native
+        return URL.build(native.scheme, native.host, native.path, native.query_string)
 
     @property
     def headers(self) -> Headers:
@@ -137,6 +139,8 @@ class Request:
 
     @property
     def client(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the client; behind a trusted proxy, the address from
+        ``X-Forwarded-For`` with port 0."""
         return self._native.client
 
     async def stream(self) -> AsyncIterator[bytes]:

@@ -5,6 +5,7 @@ table runs and :mod:`data_bridge.openapi` describes it."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -12,10 +13,14 @@ from typing import Any, TypeVar
 from data_bridge.dependencies import Dependant, Depends, analyze, analyze_depends
 from data_bridge.responses import JSONResponse, Response
 
-__all__ = ["DEFAULT", "APIRoute", "APIRouter", "path_names"]
+__all__ = ["DEFAULT", "EXECUTORS", "APIRoute", "APIRouter", "path_names"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(:path)?}")
+
+#: Where a ``def`` handler may run: a thread of the serving process (the default), or
+#: a worker process of the app's process pool (CPU-bound work).
+EXECUTORS = ("thread", "process")
 
 
 class _Default:
@@ -47,6 +52,7 @@ class APIRoute:
         tags: Sequence[str] = (),
         name: str | None = None,
         timeout: float | None = None,
+        executor: str = "thread",
         response_model_exclude_unset: bool = False,
         response_model_exclude_none: bool = False,
         response_model_exclude_defaults: bool = False,
@@ -82,6 +88,15 @@ class APIRoute:
         self.include_in_schema = include_in_schema
         self.operation_id = operation_id
         self.openapi_extra = openapi_extra
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
+        if executor == "process" and (
+            inspect.iscoroutinefunction(endpoint) or not inspect.isfunction(endpoint)
+        ):
+            raise TypeError(
+                f'executor="process" needs a module-level def function, not {endpoint!r}'
+            )
+        self.executor = executor
         self.output_options = {
             "exclude_unset": response_model_exclude_unset,
             "exclude_none": response_model_exclude_none,

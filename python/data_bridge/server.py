@@ -51,6 +51,11 @@ async def start(
     sync_threads: int = 40,
     fd: int | None = None,
     lifespan: bool = True,
+    access_log: bool = False,
+    log_format: str = "text",
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str = "127.0.0.1",
+    restarts_fd: int | None = None,
 ) -> tuple[_native.Server, Any]:
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
     bound address, once the app's lifespan has started (or its start-up hooks have
@@ -60,7 +65,9 @@ async def start(
     ``OSError`` naming the address. With ``fd``, the server accepts on that already
     listening socket (e.g. inherited from a supervisor) instead. With
     ``lifespan=False`` the app's lifespan is left alone (the test client serves an app
-    used outside ``with``)."""
+    used outside ``with``). ``access_log`` writes one line per request to stderr in
+    ``log_format`` (``text`` or ``json``); ``proxy_headers`` applies ``X-Forwarded-*``
+    from the peers listed in ``forwarded_allow_ips``."""
     loop = asyncio.get_running_loop()
     server = _native.Server(
         app.route_table(),
@@ -68,6 +75,10 @@ async def start(
         max_pending=max_pending,
         sync_threads=sync_threads,
         debug=app.debug,
+        access_log=log_format if access_log else None,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        restarts_fd=restarts_fd,
     )
     own = None
     if fd is None:
@@ -94,12 +105,13 @@ async def stop(
 ) -> None:
     """Stops a server made by :func:`start`: no new connections, in-flight requests and
     background tasks get ``graceful_timeout`` seconds each, then the app's lifespan ends
-    (or its shutdown hooks run)."""
+    (or its shutdown hooks run) and its process pool, if it started one, shuts down."""
     await server.shutdown(graceful_timeout)
     if not await drain(graceful_timeout):
         logger.warning("background tasks still running after %s s", graceful_timeout)
     if lifespan:
         await app.lifespan.shutdown()
+    app.process_pool.shutdown()
 
 
 def serve(
@@ -114,10 +126,16 @@ def serve(
     max_body_size: int = 16 * 1024 * 1024,
     max_pending: int = 1024,
     sync_threads: int = 40,
+    access_log: bool = True,
+    log_format: str = "text",
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str = "127.0.0.1",
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM, then drains and returns. At most
     ``sync_threads`` ``def`` handlers run at once; ``max_pending`` bounds the requests
-    queued for or running in Python (503 beyond)."""
+    queued for or running in Python (503 beyond). ``access_log`` writes one line per
+    request to stderr (``log_format``: ``text`` or ``json``); ``proxy_headers`` trusts
+    ``X-Forwarded-*`` from ``forwarded_allow_ips``."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -134,6 +152,10 @@ def serve(
             max_body_size=max_body_size,
             max_pending=max_pending,
             sync_threads=sync_threads,
+            access_log=access_log,
+            log_format=log_format,
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
         )
         where = bound if isinstance(bound, str) else f"http://{bound[0]}:{bound[1]}"
         logger.info("data-bridge serving on %s", where)

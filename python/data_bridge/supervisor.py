@@ -11,6 +11,9 @@ starts worker processes that inherit it, and keeps the right number of them aliv
   instead of being refused.
 - SIGTTIN/SIGTTOU: one worker more / one fewer (never fewer than one).
 - A worker that reaches ``--max-requests`` asks to be replaced the same way.
+- Restarts of workers that died are counted in an unlinked file that every worker
+  inherits, so each worker's ``/metrics`` reports ``data_bridge_worker_restarts_total``
+  for the whole server.
 
 The supervisor never starts a Tokio runtime: workers are fresh interpreters
 (``python -m data_bridge.worker``), never forks.
@@ -26,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from types import FrameType
@@ -97,6 +101,15 @@ class Supervisor:
         self.pending: list[int] = []
         self.watcher = SourceWatcher(os.getcwd()) if config.reload else None
         self.next_scan = 0.0
+        self.restarts = 0
+        # Closed in run(): it lives as long as the supervisor.
+        self.restarts_file = tempfile.TemporaryFile()  # noqa: SIM115
+        self._count_restart(0)
+
+    def _count_restart(self, n: int = 1) -> None:
+        self.restarts += n
+        # 8 bytes, little-endian, read by the workers' /metrics (see metrics.rs).
+        os.pwrite(self.restarts_file.fileno(), self.restarts.to_bytes(8, "little"), 0)
 
     # -- signals ------------------------------------------------------------------
 
@@ -134,6 +147,7 @@ class Supervisor:
     def spawn(self, replaces: Worker | None = None) -> Worker:
         ours, theirs = socket.socketpair()
         fd = self.listener.fileno()
+        restarts_fd = self.restarts_file.fileno()
         cmd = [
             sys.executable,
             "-m",
@@ -141,9 +155,12 @@ class Supervisor:
             str(fd),
             str(theirs.fileno()),
             self.config.to_json(),
+            str(restarts_fd),
         ]
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, pass_fds=(fd, theirs.fileno()))
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, pass_fds=(fd, theirs.fileno(), restarts_fd)
+            )
         finally:
             theirs.close()
         ours.setblocking(False)
@@ -241,6 +258,7 @@ class Supervisor:
             )
             self.to_replace.clear()
         else:
+            self._count_restart()
             logger.error("worker %d %s; restarting in %.1f s", worker.pid, reason, delay)
 
     def _maintain(self, now: float) -> None:
@@ -290,6 +308,7 @@ class Supervisor:
             signal.set_wakeup_fd(previous_wakeup)
             os.close(wake_r)
             os.close(wake_w)
+            self.restarts_file.close()
 
     def _loop(self, wake_r: int) -> int:
         while True:

@@ -2,7 +2,8 @@
 accepting on a listening socket it was given.
 
 Run in the CLI's own process when there is no supervisor, or as
-``python -m data_bridge.worker LISTEN_FD CHANNEL_FD CONFIG_JSON`` by the supervisor
+``python -m data_bridge.worker LISTEN_FD CHANNEL_FD CONFIG_JSON [RESTARTS_FD]`` by the
+supervisor
 (a fresh interpreter, never a fork of one whose runtime has started). A supervised
 worker talks to its supervisor over a socket pair, one line per message:
 
@@ -51,8 +52,13 @@ class BootError(Exception):
 
 
 def prepare(config: Config) -> App:
-    """Loads the app and applies the settings that live on it (``--timeout``)."""
+    """Loads the app and applies the settings that live on it (``--timeout``,
+    ``--metrics``, ``--process-pool-size``)."""
     app = load_app(config.app, factory=config.factory)
+    if config.metrics is not None:
+        app.metrics = config.metrics
+    if config.process_pool_size is not None:
+        app.process_pool.size = config.process_pool_size
     if config.timeout is not None:
         app.timeout = config.timeout
         for route in app.routes:
@@ -75,6 +81,7 @@ async def _serve(
     fd: int,
     channel: socket.socket | None,
     release: Callable[[], None] | None,
+    restarts_fd: int | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stopping: asyncio.Future[str] = loop.create_future()
@@ -91,6 +98,11 @@ async def _serve(
             fd=fd,
             max_body_size=config.max_body_size,
             max_pending=config.limit_concurrency,
+            access_log=config.access_log,
+            log_format=config.log_format,
+            proxy_headers=config.proxy_headers,
+            forwarded_allow_ips=config.forwarded_allow_ips,
+            restarts_fd=restarts_fd,
         )
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
@@ -156,15 +168,17 @@ def run(
     fd: int,
     channel: socket.socket | None = None,
     release: Callable[[], None] | None = None,
+    restarts_fd: int | None = None,
 ) -> None:
     """Serves ``app`` on the listening socket ``fd`` until SIGTERM/SIGINT (or the
     supervisor going away), then drains within ``config.graceful_timeout``.
     ``release`` is called once the server has adopted ``fd``, to close the caller's copy.
+    ``restarts_fd`` is the supervisor's restart counter, reported by ``/metrics``.
 
     Raises :class:`BootError` if the startup hooks fail."""
     loop = new_event_loop()
     try:
-        loop.run_until_complete(_serve(app, config, fd, channel, release))
+        loop.run_until_complete(_serve(app, config, fd, channel, release, restarts_fd))
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
@@ -172,7 +186,9 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of a supervised worker process."""
-    listen_fd, channel_fd, raw = argv if argv is not None else sys.argv[1:]
+    args = argv if argv is not None else sys.argv[1:]
+    listen_fd, channel_fd, raw = args[:3]
+    restarts_fd = int(args[3]) if len(args) > 3 else None
     config = Config.from_json(raw)
     logs.configure(config.log_level, config.log_format)
     # The supervisor handles these; a terminal hang-up must not kill the workers.
@@ -182,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = prepare(config)
         fd = int(listen_fd)
-        run(app, config, fd, channel, release=lambda: os.close(fd))
+        run(app, config, fd, channel, release=lambda: os.close(fd), restarts_fd=restarts_fd)
     except (AppLoadError, BootError) as exc:
         if config.log_level == "debug":
             logger.exception("worker %d failed to start", os.getpid())

@@ -1,5 +1,5 @@
 //! What a route runs: a native handler answered in Rust without the GIL (probes,
-//! constants, static files), or a Python handler run on PyLoop (`async def`) or in a
+//! metrics, constants, static files), or a Python handler run on PyLoop (`async def`) or in a
 //! worker thread (`def`).
 
 use std::sync::Arc;
@@ -76,6 +76,8 @@ pub enum Endpoint {
     Health,
     /// Readiness: `{"status": "ready"}`, or 503 while starting or draining.
     Ready,
+    /// Prometheus metrics in the text exposition format.
+    Metrics,
     /// A precomputed response.
     Constant(Arc<Constant>),
     /// Files below a mounted directory.

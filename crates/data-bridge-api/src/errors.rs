@@ -57,12 +57,16 @@ pub enum ApiError {
     /// The server was used in a state that does not allow it.
     #[error("{0}")]
     State(&'static str),
+    /// A server setting has a value that cannot be used (raised at start-up).
+    #[error("{0}")]
+    Config(String),
     /// The client went away while its request body was read or its response streamed.
     #[error("the client disconnected")]
     ClientDisconnected,
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal.
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -111,7 +115,8 @@ impl ApiError {
             ApiError::Internal(_)
             | ApiError::RouteConflict(_)
             | ApiError::Bind(_)
-            | ApiError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | ApiError::State(_)
+            | ApiError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -184,7 +189,7 @@ impl From<ApiError> for PyErr {
     fn from(err: ApiError) -> PyErr {
         match err {
             ApiError::Bind(e) => PyOSError::new_err((e.raw_os_error().unwrap_or(0), e.to_string())),
-            ApiError::RouteConflict(msg) => PyValueError::new_err(msg),
+            ApiError::RouteConflict(msg) | ApiError::Config(msg) => PyValueError::new_err(msg),
             ApiError::ClientDisconnected => PyConnectionResetError::new_err(err.to_string()),
             other => PyRuntimeError::new_err(other.to_string()),
         }

@@ -5,19 +5,26 @@
 //! readiness, constants, static files) without the GIL, or handed to a Python handler
 //! through [`dispatch::Dispatcher::spawn_python_handler`], whose response comes back as
 //! a Rust future. Files, static or returned as `FileResponse`, are served by
-//! [`files`].
+//! [`files`]. When enabled, each request is counted in [`metrics`] and logged by
+//! [`access_log`] as it completes ([`completion`]), and forwarded headers from trusted
+//! proxies are applied by [`proxy`].
 
+pub mod access_log;
 pub mod background;
 pub mod body;
+pub mod completion;
 pub mod conditional;
 pub mod dispatch;
 pub mod endpoint;
 pub mod errors;
 pub mod files;
 pub mod hooks;
+pub mod metrics;
 pub mod mime;
+pub mod proxy;
 pub mod request;
 pub mod request_body;
+pub mod request_id;
 pub mod response;
 pub mod router;
 pub mod routes;

@@ -30,6 +30,10 @@ pub struct RequestData {
     pub server: Option<SocketAddr>,
     /// The converted path parameters, in template order.
     pub params: Vec<(String, ParamValue)>,
+    /// The scheme the client used: `http`, or what a trusted proxy said.
+    pub scheme: &'static str,
+    /// The host the client asked for, as a trusted proxy said (`X-Forwarded-Host`).
+    pub forwarded_host: Option<String>,
 }
 
 /// Converts a path parameter to Python, through the endpoint's converter if any.
@@ -142,7 +146,31 @@ impl PyRequest {
         Ok(dict)
     }
 
-    /// `(host, port)` of the client, or `None`.
+    /// The scheme the client used: `"http"`, or `X-Forwarded-Proto` from a trusted proxy.
+    #[getter]
+    fn scheme(&self) -> &'static str {
+        self.data.scheme
+    }
+
+    /// The host (and port) the client asked for: `X-Forwarded-Host` from a trusted
+    /// proxy, else the request target's authority (HTTP/2), else `Host`, else `""`.
+    #[getter]
+    fn host(&self) -> String {
+        if let Some(h) = &self.data.forwarded_host {
+            return h.clone();
+        }
+        if let Some(a) = self.data.uri.authority() {
+            return a.as_str().to_owned();
+        }
+        self.data
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// `(host, port)` of the client (after proxy headers), or `None`.
     #[getter]
     fn client(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         addr(py, self.data.client)

@@ -79,6 +79,8 @@ pub struct Found<'a, E> {
     pub params: Vec<(String, ParamValue)>,
     /// The route's template, e.g. `/users/{user_id}`.
     pub template: &'a str,
+    /// The route's index, in the order of [`Router::templates`].
+    pub route: usize,
 }
 
 /// Turns `/files/{p:path}` into matchit's `/files/{*p}` and lists the parameters.
@@ -331,7 +333,26 @@ impl<E> Router<E> {
             endpoint,
             params,
             template: &slot.template,
+            route: *matched.value,
         })
+    }
+
+    /// The template of every route, in route order.
+    pub fn templates(&self) -> Vec<String> {
+        self.slots.iter().map(|s| s.template.clone()).collect()
+    }
+
+    /// Every endpoint of every route.
+    pub fn endpoints(&self) -> impl Iterator<Item = &E> {
+        self.slots
+            .iter()
+            .flat_map(|s| s.by_method.iter().map(|(_, e)| e))
+    }
+
+    /// The route index a lookup of `method` and `path` reports, even when it fails
+    /// (405, 422): `None` only if no route matches the path.
+    pub fn route_of(&self, path: &str) -> Option<usize> {
+        self.tree.at(path).ok().map(|m| *m.value)
     }
 
     /// The `Allow` header for `path`, if it is routed.

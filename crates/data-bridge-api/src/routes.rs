@@ -176,6 +176,11 @@ impl RouteTable {
         Ok(())
     }
 
+    /// Adds the native Prometheus metrics endpoint (`GET path`).
+    fn add_metrics(&self, path: &str) -> PyResult<()> {
+        self.add(&["GET".to_owned()], path, &[], Endpoint::Metrics)
+    }
+
     /// Adds the native liveness (`kind="health"`) or readiness (`kind="ready"`) check.
     fn add_probe(&self, path: &str, kind: &str) -> PyResult<()> {
         let ep = match kind {

@@ -5,7 +5,11 @@
 //! A server either binds its own socket or adopts a listening socket inherited from a
 //! supervisor process (`fd=`), so that several worker processes accept from one queue
 //! and a worker that stops accepting leaves waiting connections to the others.
+//!
+//! With a metrics route, the server also posts a probe to the event loop every second
+//! and records how late the loop ran it (`data_bridge_event_loop_lag_seconds`).
 
+use std::fs::File;
 use std::net::SocketAddr;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,14 +27,22 @@ use pyo3::prelude::*;
 use socket2::{Domain, Socket, Type};
 use tokio::sync::{watch, Notify};
 
+use crate::access_log::{AccessLog, LogFormat};
 use crate::background::Pending;
+use crate::completion::Observers;
 use crate::dispatch::Dispatcher;
+use crate::endpoint::Endpoint;
 use crate::errors::ApiError;
+use crate::metrics::Metrics;
+use crate::proxy::TrustedProxies;
 use crate::routes::RouteTable;
 use crate::service::{handle, AppState, Limits};
 
 /// How long connections accepted right before shutdown get to start their first request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(100);
+
+/// How often the event loop's lag is measured.
+const LAG_PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// What `Server.start()` bound.
 enum Listener {
@@ -54,6 +66,9 @@ pub struct Server {
     max_pending: usize,
     sync_threads: usize,
     debug: bool,
+    access_log: Option<LogFormat>,
+    proxies: Option<TrustedProxies>,
+    restarts: Option<File>,
     ready: Arc<AtomicBool>,
     served: Arc<AtomicU64>,
     running: Mutex<Option<Running>>,
@@ -90,6 +105,38 @@ fn bind_unix(path: &str, backlog: i32) -> Result<std::os::unix::net::UnixListene
     socket.listen(backlog)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// Duplicates `fd` (close-on-exec) so that the returned file owns its own descriptor.
+fn dup_fd(fd: i32) -> Result<File, ApiError> {
+    // SAFETY: fcntl only inspects `fd`; an invalid descriptor yields EBADF, not UB.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(dup) })
+}
+
+/// Posts a probe to the loop every [`LAG_PROBE_EVERY`] until `kill` fires; the loop
+/// running it records its lag in `metrics`.
+async fn probe_loop_lag(
+    metrics: Arc<Metrics>,
+    shared: Arc<data_bridge_pyloop::wake::Shared>,
+    mut kill: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(LAG_PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let due = tokio::select! {
+            due = every.tick() => due.into_std(),
+            _ = kill.wait_for(|killed| *killed) => return,
+        };
+        if metrics.probe_start(due) {
+            let metrics = metrics.clone();
+            shared.push_remote(Remote::Call(Box::new(move |_py| metrics.probe_done())));
+        }
+    }
 }
 
 /// Adopts the listening stream socket `fd` (for example one inherited from a
@@ -253,9 +300,12 @@ async fn accept(
 
 #[pymethods]
 impl Server {
-    /// A server for the routes in `table`.
+    /// A server for the routes in `table`. `access_log` is `"text"`, `"json"` or
+    /// `None` (off); with `proxy_headers`, `X-Forwarded-*` from peers listed in
+    /// `forwarded_allow_ips` set the client, scheme and host; `restarts_fd` is the
+    /// supervisor's restart counter file (read by `/metrics`).
     #[new]
-    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, debug=false))]
+    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, debug=false, access_log=None, proxy_headers=false, forwarded_allow_ips="127.0.0.1", restarts_fd=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         table: &RouteTable,
@@ -265,7 +315,26 @@ impl Server {
         header_timeout: f64,
         max_header_bytes: usize,
         debug: bool,
+        access_log: Option<&str>,
+        proxy_headers: bool,
+        forwarded_allow_ips: &str,
+        restarts_fd: Option<i32>,
     ) -> PyResult<Self> {
+        let access_log = access_log
+            .map(|name| {
+                LogFormat::parse(name).ok_or_else(|| {
+                    ApiError::Config(format!(
+                        "access_log must be \"text\", \"json\" or None, not {name:?}"
+                    ))
+                })
+            })
+            .transpose()?;
+        let proxies = if proxy_headers {
+            Some(TrustedProxies::parse(forwarded_allow_ips)?)
+        } else {
+            None
+        };
+        let restarts = restarts_fd.map(dup_fd).transpose()?;
         Ok(Server {
             table: Mutex::new(Some(table.take()?)),
             limits: Limits {
@@ -276,6 +345,9 @@ impl Server {
             max_pending,
             sync_threads,
             debug,
+            access_log,
+            proxies,
+            restarts,
             ready: Arc::new(AtomicBool::new(false)),
             served: Arc::new(AtomicU64::new(0)),
             running: Mutex::new(None),
@@ -317,12 +389,34 @@ impl Server {
             self.debug,
             self.background.clone(),
         );
+        let router = table.into_router();
+        let metrics = router
+            .endpoints()
+            .any(|e| matches!(e, Endpoint::Metrics))
+            .then(|| -> Result<Arc<Metrics>, ApiError> {
+                let metrics = Metrics::new(router.templates());
+                Ok(Arc::new(match &self.restarts {
+                    Some(file) => metrics.with_restarts(file.try_clone()?),
+                    None => metrics,
+                }))
+            })
+            .transpose()?;
+        let access_log = self
+            .access_log
+            .map(AccessLog::to_stderr)
+            .transpose()
+            .map_err(ApiError::Bind)?;
         let state = Arc::new(AppState {
-            router: table.into_router(),
+            router,
             dispatcher,
             limits: self.limits.clone(),
             ready: self.ready.clone(),
             served: self.served.clone(),
+            observers: Observers {
+                metrics: metrics.clone(),
+                access_log,
+            },
+            proxies: self.proxies.clone(),
         });
         let _guard = runtime::get().enter();
         let adopted = fd.map(adopt_fd).transpose()?;
@@ -379,6 +473,9 @@ impl Server {
         let graceful = Arc::new(Mutex::new(Some(GracefulShutdown::new())));
         let (kill, kill_rx) = watch::channel(false);
         lp.get().hold_external();
+        if let Some(metrics) = metrics {
+            runtime::get().spawn(probe_loop_lag(metrics, lp.get().shared(), kill_rx.clone()));
+        }
         runtime::get().spawn(accept_loop(
             listener,
             state,

@@ -1,7 +1,9 @@
-//! One request's way through the server: route in Rust, answer native routes at once,
-//! read a small body within its limit (or leave a large one for the handler to
-//! stream), hand Python routes to the dispatcher, and turn every failure into its
-//! status code with a JSON body.
+//! One request's way through the server: apply proxy headers from a trusted peer,
+//! assign a request id, route in Rust, answer native routes at once, read a small body
+//! within its limit (or leave a large one for the handler to stream), hand Python
+//! routes to the dispatcher, and turn every failure into its status code with a JSON
+//! body. With metrics or the access log on, the response carries a [`Completion`] that
+//! records the request once it is sent.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,12 +16,15 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
 use crate::body::Body;
+use crate::completion::{Completion, Observers};
 use crate::conditional::Conditions;
 use crate::dispatch::Dispatcher;
 use crate::endpoint::{CallMode, Endpoint, PyEndpoint};
 use crate::errors::{json_response, ApiError};
+use crate::proxy::{Forwarded, TrustedProxies};
 use crate::request::RequestData;
 use crate::request_body::{RequestBody, PREREAD_LIMIT};
+use crate::request_id;
 use crate::router::Router;
 
 /// Request limits.
@@ -45,6 +50,10 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Requests answered so far; read by `Server.requests_served` (for `--max-requests`).
     pub served: Arc<AtomicU64>,
+    /// Metrics and access log.
+    pub observers: Observers,
+    /// Peers whose `X-Forwarded-*` headers are applied (`None`: proxy headers off).
+    pub proxies: Option<TrustedProxies>,
 }
 
 fn status_json(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -74,13 +83,57 @@ fn preread(ep: &PyEndpoint, declared: Option<usize>, body: &Incoming) -> bool {
 /// Serves one request and counts it.
 pub async fn handle(
     state: Arc<AppState>,
-    req: Request<Incoming>,
-    client: Option<SocketAddr>,
+    mut req: Request<Incoming>,
+    peer: Option<SocketAddr>,
     server: Option<SocketAddr>,
 ) -> Response<Body> {
-    let response = respond(&state, req, client, server).await;
+    let forwarded = state
+        .proxies
+        .as_ref()
+        .and_then(|trusted| trusted.resolve(peer, req.headers()))
+        .unwrap_or_default();
+    let client = forwarded.client.or(peer);
+    if !state.observers.any() {
+        let response = respond(&state, req, client, server, forwarded, &mut None).await;
+        state.served.fetch_add(1, Ordering::Relaxed);
+        return response;
+    }
+    let logging = state.observers.access_log.is_some();
+    let target = logging.then(|| {
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned())
+    });
+    let mut done = Completion::start(state.clone(), req.method(), req.version(), target, client);
+    // Ids go with the access log: they exist to match its lines with the client's.
+    let id = logging.then(|| request_id::assign(req.headers_mut()));
+    let mut response = respond(&state, req, client, server, forwarded, &mut done.route).await;
+    if let Some(id) = id {
+        response
+            .headers_mut()
+            .insert(request_id::HEADER.clone(), id.clone());
+        done.request_id = Some(id);
+    }
     state.served.fetch_add(1, Ordering::Relaxed);
-    response
+    done.attach(response)
+}
+
+fn metrics_response(state: &AppState) -> Response<Body> {
+    let Some(metrics) = &state.observers.metrics else {
+        return ApiError::NotFound.into_response();
+    };
+    let dropped = state
+        .observers
+        .access_log
+        .as_ref()
+        .map_or(0, |log| log.dropped());
+    let text = metrics.render(state.dispatcher.in_flight(), dropped);
+    let mut resp = Response::new(Body::full(text));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
 }
 
 async fn respond(
@@ -88,9 +141,17 @@ async fn respond(
     req: Request<Incoming>,
     client: Option<SocketAddr>,
     server: Option<SocketAddr>,
+    forwarded: Forwarded,
+    route: &mut Option<usize>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let found = match state.router.find(&parts.method, parts.uri.path()) {
+    let found = state.router.find(&parts.method, parts.uri.path());
+    *route = match &found {
+        Ok(f) => Some(f.route),
+        Err(ApiError::NotFound) => None,
+        Err(_) => state.router.route_of(parts.uri.path()),
+    };
+    let found = match found {
         Ok(found) => found,
         Err(ApiError::MethodNotAllowed { allow }) if parts.method == Method::OPTIONS => {
             let mut resp = Response::new(Body::empty());
@@ -114,6 +175,7 @@ async fn respond(
                 )
             }
         }
+        Endpoint::Metrics => return metrics_response(state),
         Endpoint::Constant(c) => return c.respond(),
         Endpoint::Static(dir) => {
             let cond = Conditions::from_request(&parts.method, &parts.headers);
@@ -148,6 +210,8 @@ async fn respond(
         client,
         server,
         params: found.params,
+        scheme: forwarded.scheme.unwrap_or("http"),
+        forwarded_host: forwarded.host,
     };
     match state.dispatcher.spawn_python_handler(endpoint, data).await {
         Ok(mut reply) => match reply.take_background() {

@@ -1,0 +1,218 @@
+//! Proxy headers: behind a reverse proxy the TCP peer is the proxy, and the client's
+//! address, the scheme it used and the host it asked for arrive in `X-Forwarded-For`,
+//! `X-Forwarded-Proto` and `X-Forwarded-Host`. They are believed only when the peer is
+//! a trusted proxy (`--forwarded-allow-ips`), decided once per request here.
+//!
+//! ```
+//! use data_bridge_api::proxy::TrustedProxies;
+//! let trusted = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+//! assert!(trusted.contains("10.1.2.3".parse().unwrap()));
+//! assert!(!trusted.contains("192.168.0.1".parse().unwrap()));
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::HeaderMap;
+
+use crate::errors::ApiError;
+
+/// The proxies whose forwarded headers are believed.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies {
+    any: bool,
+    nets: Vec<(IpAddr, u8)>,
+}
+
+/// What the forwarded headers say about a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The client (port 0 when it came from `X-Forwarded-For`).
+    pub client: Option<SocketAddr>,
+    /// `http` or `https` (also `ws`/`wss`), if a trusted proxy said.
+    pub scheme: Option<&'static str>,
+    /// The host the client asked for, if a trusted proxy said.
+    pub host: Option<String>,
+}
+
+fn bad(spec: &str) -> ApiError {
+    ApiError::Config(format!(
+        "forwarded-allow-ips: {spec:?} is not an IP address, a network such as 10.0.0.0/8, or *"
+    ))
+}
+
+fn masked(ip: IpAddr, prefix: u8) -> u128 {
+    let (bits, width) = match ip {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32u32),
+        IpAddr::V6(v6) => (u128::from(v6), 128u32),
+    };
+    let keep = u32::from(prefix).min(width);
+    if keep == 0 {
+        0
+    } else {
+        bits >> (width - keep)
+    }
+}
+
+impl TrustedProxies {
+    /// Parses a comma-separated list of addresses and networks (`10.0.0.0/8`,
+    /// `::1`), or `*` for every peer.
+    pub fn parse(spec: &str) -> Result<Self, ApiError> {
+        let mut trusted = TrustedProxies::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item == "*" {
+                trusted.any = true;
+                continue;
+            }
+            let (addr, prefix) = match item.split_once('/') {
+                Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad(item))?)),
+                None => (item, None),
+            };
+            let ip: IpAddr = addr.parse().map_err(|_| bad(item))?;
+            let ip = ip.to_canonical();
+            let width = if ip.is_ipv4() { 32 } else { 128 };
+            let prefix = prefix.unwrap_or(width);
+            if prefix > width {
+                return Err(bad(item));
+            }
+            trusted.nets.push((ip, prefix));
+        }
+        Ok(trusted)
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        if self.any {
+            return true;
+        }
+        let ip = ip.to_canonical();
+        self.nets.iter().any(|(net, prefix)| {
+            net.is_ipv4() == ip.is_ipv4() && masked(*net, *prefix) == masked(ip, *prefix)
+        })
+    }
+
+    /// What the headers say, if `peer` is trusted (a Unix socket peer, `None`, is: only
+    /// local processes allowed by the socket file's permissions can connect). The client
+    /// is the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+    pub fn resolve(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<Forwarded> {
+        if peer.is_some_and(|p| !self.contains(p.ip())) {
+            return None;
+        }
+        let mut hops: Vec<IpAddr> = Vec::new();
+        for value in headers.get_all("x-forwarded-for") {
+            let Ok(text) = value.to_str() else { continue };
+            hops.extend(text.split(',').filter_map(parse_hop));
+        }
+        let client = hops
+            .iter()
+            .rev()
+            .find(|ip| !self.contains(**ip))
+            .or(hops.first())
+            .map(|ip| SocketAddr::new(*ip, 0));
+        let scheme = last_value(headers, "x-forwarded-proto").and_then(|p| {
+            match p.to_ascii_lowercase().as_str() {
+                "http" => Some("http"),
+                "https" => Some("https"),
+                "ws" => Some("ws"),
+                "wss" => Some("wss"),
+                _ => None,
+            }
+        });
+        let host = last_value(headers, "x-forwarded-host")
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_owned);
+        Some(Forwarded {
+            client,
+            scheme,
+            host,
+        })
+    }
+}
+
+/// The last comma-separated value of the last `name` header (the one the nearest
+/// proxy set).
+fn last_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+    value.rsplit(',').next().map(str::trim)
+}
+
+/// One `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:5678`, `::1` or `[::1]:5678`.
+fn parse_hop(raw: &str) -> Option<IpAddr> {
+    let s = raw.trim();
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    s.parse::<SocketAddr>().ok().map(|a| a.ip().to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn peer(s: &str) -> Option<SocketAddr> {
+        s.parse().ok()
+    }
+
+    #[test]
+    fn parses_addresses_networks_and_star() -> Result<(), ApiError> {
+        let t = TrustedProxies::parse("127.0.0.1,10.0.0.0/8, ::1 ,fd00::/8")?;
+        assert!(t.contains("127.0.0.1".parse().map_err(|_| bad("x"))?));
+        assert!(t.contains("::ffff:127.0.0.1".parse().map_err(|_| bad("x"))?));
+        assert!(t.contains("10.255.0.1".parse().map_err(|_| bad("x"))?));
+        assert!(t.contains("fd12::1".parse().map_err(|_| bad("x"))?));
+        assert!(!t.contains("11.0.0.1".parse().map_err(|_| bad("x"))?));
+        assert!(TrustedProxies::parse("*")?.contains("8.8.8.8".parse().map_err(|_| bad("x"))?));
+        assert!(TrustedProxies::parse("nope").is_err());
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn untrusted_peers_are_ignored() -> Result<(), ApiError> {
+        let t = TrustedProxies::parse("127.0.0.1")?;
+        let h = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(t.resolve(peer("192.168.1.1:80"), &h), None);
+        Ok(())
+    }
+
+    #[test]
+    fn the_client_is_the_last_untrusted_hop() -> Result<(), ApiError> {
+        let t = TrustedProxies::parse("127.0.0.1,10.0.0.0/8")?;
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 1.2.3.4"),
+            ("x-forwarded-for", "10.0.0.2"),
+            ("x-forwarded-proto", "HTTPS"),
+            ("x-forwarded-host", "example.com"),
+        ]);
+        let f = t.resolve(peer("127.0.0.1:9000"), &h);
+        assert_eq!(
+            f,
+            Some(Forwarded {
+                client: peer("1.2.3.4:0"),
+                scheme: Some("https"),
+                host: Some("example.com".into()),
+            })
+        );
+        let h = headers(&[("x-forwarded-for", "[::1]:5000, 10.0.0.9")]);
+        let f = t.resolve(None, &h);
+        assert_eq!(f.and_then(|f| f.client), peer("[::1]:0"));
+        Ok(())
+    }
+
+    #[test]
+    fn junk_is_ignored() -> Result<(), ApiError> {
+        let t = TrustedProxies::parse("*")?;
+        let h = headers(&[("x-forwarded-for", "junk"), ("x-forwarded-proto", "gopher")]);
+        assert_eq!(t.resolve(peer("1.1.1.1:1"), &h), Some(Forwarded::default()));
+        Ok(())
+    }
+}

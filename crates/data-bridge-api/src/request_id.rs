@@ -1,0 +1,80 @@
+//! Request ids: the client's (or the proxy's) `X-Request-ID` when it is usable, else a
+//! new one, so that a line in the access log, the handler's own logs (it sees the id
+//! in `request.headers`) and the client's response (`x-request-id`) can be matched.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// The header carrying the id, in requests and responses.
+pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest incoming id that is kept as is.
+pub const MAX_LEN: usize = 128;
+
+/// The id of the request with `headers`: the incoming one if it is 1 to
+/// [`MAX_LEN`] visible ASCII characters, else a new one, which is then added to
+/// `headers` so the handler sees the same id.
+pub fn assign(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(given) = headers.get(&HEADER) {
+        let bytes = given.as_bytes();
+        if !bytes.is_empty()
+            && bytes.len() <= MAX_LEN
+            && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+        {
+            return given.clone();
+        }
+    }
+    let id = generate();
+    headers.insert(HEADER.clone(), id.clone());
+    id
+}
+
+fn mix(mut z: u64) -> u64 {
+    // splitmix64's finaliser: consecutive counters give unrelated-looking ids.
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A new id: 32 hex digits, unique within the process (a counter) and, with
+/// overwhelming probability, across processes (a random per-process seed).
+pub fn generate() -> HeaderValue {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let text = format!("{seed:016x}{:016x}", mix(seed ^ n));
+    // Hex digits are always a valid header value.
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_a_usable_incoming_id() {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER.clone(), HeaderValue::from_static("abc-123"));
+        assert_eq!(assign(&mut h), "abc-123");
+    }
+
+    #[test]
+    fn replaces_a_missing_or_unusable_id() {
+        let mut h = HeaderMap::new();
+        let id = assign(&mut h);
+        assert_eq!(id.len(), 32);
+        assert_eq!(h.get(&HEADER), Some(&id));
+        let mut h = HeaderMap::new();
+        h.insert(HEADER.clone(), HeaderValue::from_static("has space"));
+        assert_ne!(assign(&mut h), "has space");
+        assert_ne!(generate(), generate());
+    }
+}
