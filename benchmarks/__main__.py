@@ -1,4 +1,5 @@
-"""`python -m benchmarks [loop|http] [options]`: run a benchmark suite (default: loop)."""
+"""`python -m benchmarks [loop|http|http-scaling] [options]`: run a benchmark suite
+(default: loop)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ def main() -> None:
         from benchmarks.http.run import main as run_http
 
         run_http(rest)
+    elif suite == "http-scaling":
+        from benchmarks.http.scaling import main as run_scaling
+
+        run_scaling(rest)
     else:
-        raise SystemExit(f"unknown suite {suite!r}; expected 'loop' or 'http'")
+        raise SystemExit(f"unknown suite {suite!r}; expected 'loop', 'http' or 'http-scaling'")
 
 
 if __name__ == "__main__":

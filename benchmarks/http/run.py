@@ -100,7 +100,7 @@ class Server:
     note: str = ""
 
 
-def _uvicorn(target: str) -> Callable[[int], list[str]]:
+def _uvicorn(target: str, workers: int = 1) -> Callable[[int], list[str]]:
     return lambda port: [
         sys.executable,
         "-m",
@@ -111,7 +111,7 @@ def _uvicorn(target: str) -> Callable[[int], list[str]]:
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--loop",
         "uvloop",
         "--http",
@@ -122,7 +122,7 @@ def _uvicorn(target: str) -> Callable[[int], list[str]]:
     ]
 
 
-def _granian(interface: str, target: str) -> Callable[[int], list[str]]:
+def _granian(interface: str, target: str, workers: int = 1) -> Callable[[int], list[str]]:
     return lambda port: [
         sys.executable,
         "-m",
@@ -130,7 +130,7 @@ def _granian(interface: str, target: str) -> Callable[[int], list[str]]:
         "--interface",
         interface,
         "--workers",
-        "1",
+        str(workers),
         "--http",
         "1",
         "--host",
@@ -203,6 +203,17 @@ class Settings:
     warmup: int
     retries: int
     repeat: int
+    # Server and wrk (two threads) share both cores instead of one core each: for
+    # servers with several worker processes.
+    spread: bool = False
+
+    @property
+    def server_cpus(self) -> int | str:
+        return "0,1" if self.spread else 0
+
+    @property
+    def client_cpus(self) -> int | str:
+        return "0,1" if self.spread else 1
 
 
 @dataclass
@@ -344,10 +355,10 @@ def wrk_script(scenario: Scenario, tmp: Path) -> list[str]:
     return ["-s", str(script)]
 
 
-def wrk(port: int, scenario: Scenario, conns: int, seconds: int, tmp: Path) -> str:
+def wrk(port: int, scenario: Scenario, conns: int, seconds: int, tmp: Path, cfg: Settings) -> str:
     argv = [
         "wrk",
-        "-t1",
+        f"-t{2 if cfg.spread else 1}",
         f"-c{conns}",
         f"-d{seconds}s",
         "--timeout",
@@ -357,7 +368,11 @@ def wrk(port: int, scenario: Scenario, conns: int, seconds: int, tmp: Path) -> s
         f"http://{HOST}:{port}{scenario.path}",
     ]
     proc = subprocess.run(
-        pinned(1, argv), capture_output=True, text=True, timeout=seconds + 60, check=False
+        pinned(cfg.client_cpus, argv),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"wrk exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
@@ -413,7 +428,7 @@ def measure(server: Server, scenario: Scenario, conns: int, cfg: Settings, tmp: 
     log_path = tmp / f"{server.key}-{scenario.key}-{conns}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            pinned(0, server.argv(port)),
+            pinned(cfg.server_cpus, server.argv(port)),
             cwd=ROOT,
             env={**os.environ, "BENCH_PORT": str(port), "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.DEVNULL,
@@ -433,11 +448,11 @@ def measure(server: Server, scenario: Scenario, conns: int, cfg: Settings, tmp: 
             result.problems.append(problem)
             return result
         if cfg.warmup > 0:
-            warm = parse_wrk(wrk(port, scenario, conns, cfg.warmup, tmp))
+            warm = parse_wrk(wrk(port, scenario, conns, cfg.warmup, tmp, cfg))
             result.problems += [f"warm-up: {p}" for p in warm.problems]
         busy, server_cpu, client_cpu = machine_busy(), group_cpu(proc.pid), children_cpu()
         start = time.monotonic()
-        out = wrk(port, scenario, conns, cfg.seconds, tmp)
+        out = wrk(port, scenario, conns, cfg.seconds, tmp, cfg)
         wall = time.monotonic() - start
         server_cpu = group_cpu(proc.pid) - server_cpu
         others = machine_busy() - busy - server_cpu - (children_cpu() - client_cpu)

@@ -41,7 +41,8 @@ MICRO_LABELS = {
 }
 
 
-def pinned(cpu: int, argv: list[str]) -> list[str]:
+def pinned(cpu: int | str, argv: list[str]) -> list[str]:
+    """``argv`` run on CPU ``cpu`` (a number or a taskset list such as ``"0,1"``)."""
     if os.cpu_count() and os.cpu_count() > 1 and _has_taskset():  # type: ignore[operator]
         return ["taskset", "-c", str(cpu), *argv]
     return argv

@@ -45,4 +45,5 @@ async def sleep() -> dict[str, str]:
 declare_api_routes(app, Depends, Query)
 
 if __name__ == "__main__":
-    serve(app, host="127.0.0.1", port=port())
+    # No access log: the peers run without theirs too.
+    serve(app, host="127.0.0.1", port=port(), access_log=False)
