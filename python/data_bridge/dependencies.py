@@ -1,6 +1,7 @@
 """``Depends`` and the analysis of a callable's signature into a :class:`Dependant`:
 which parameter comes from the path, the query string, a header, a cookie, the body,
-another dependency, or is the injected ``Request``/``Response``/``BackgroundTasks``.
+another dependency, or is the injected ``Request`` (or ``WebSocket``), ``Response`` or
+``BackgroundTasks``.
 
 The analysis runs once, when a route is declared; it compiles one pydantic
 ``TypeAdapter`` per parameter (validation then runs in pydantic-core, and errors carry
@@ -25,7 +26,7 @@ from pydantic_core import PydanticUndefined
 
 from data_bridge.background import BackgroundTasks
 from data_bridge.params import Body, Header, Param, Path, Query
-from data_bridge.requests import Request
+from data_bridge.requests import HTTPConnection
 from data_bridge.responses import Response
 
 __all__ = ["Dependant", "Depends", "ParamField", "analyze"]
@@ -190,7 +191,8 @@ def analyze(call: Callable[..., Any], path_names: set[str], use_cache: bool = Tr
             dep.dependencies.append((p.name, analyze(sub_call, path_names, marker.use_cache)))
             continue
         if marker is None:
-            if _injected(annotation, Request):
+            # A Request, or a WebSocket on a WebSocket route: the connection itself.
+            if _injected(annotation, HTTPConnection):
                 dep.request_name = p.name
                 continue
             if _injected(annotation, Response):

@@ -5,7 +5,7 @@
 //! readiness, constants, static files) without the GIL, or handed to a Python handler
 //! through [`dispatch::Dispatcher::spawn_python_handler`], whose response comes back as
 //! a Rust future. Files, static or returned as `FileResponse`, are served by
-//! [`files`].
+//! [`files`]; WebSocket handshakes and connections by [`websocket`].
 
 pub mod background;
 pub mod body;
@@ -24,6 +24,7 @@ pub mod routes;
 pub mod server;
 pub mod service;
 pub mod streaming;
+pub mod websocket;
 
 use pyo3::prelude::*;
 
@@ -35,6 +36,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<server::Server>()?;
     module.add_class::<request::PyRequest>()?;
     module.add_class::<streaming::BodyWriter>()?;
+    module.add_class::<websocket::WebSocketConn>()?;
     module.add_function(wrap_pyfunction!(hooks::http_setup, module)?)?;
     Ok(())
 }

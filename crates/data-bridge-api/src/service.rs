@@ -21,6 +21,7 @@ use crate::errors::{json_response, ApiError};
 use crate::request::RequestData;
 use crate::request_body::{RequestBody, PREREAD_LIMIT};
 use crate::router::Router;
+use crate::websocket;
 
 /// Request limits.
 #[derive(Clone)]
@@ -89,6 +90,9 @@ async fn respond(
     client: Option<SocketAddr>,
     server: Option<SocketAddr>,
 ) -> Response<Body> {
+    if websocket::is_upgrade(&req) {
+        return websocket::handle(state, req, client, server).await;
+    }
     let (parts, body) = req.into_parts();
     let found = match state.router.find(&parts.method, parts.uri.path()) {
         Ok(found) => found,
@@ -120,6 +124,8 @@ async fn respond(
             return dir.clone().serve(parts.uri.path(), cond).await;
         }
         Endpoint::Python(ep) => ep.clone(),
+        // Only reachable by a request whose method is literally the pseudo-method.
+        Endpoint::WebSocket(_) => return ApiError::NotFound.into_response(),
     };
     let declared = parts
         .headers
