@@ -26,6 +26,7 @@ from data_bridge.responses import (
 from data_bridge.routing import APIRouter
 from data_bridge.security import Security
 from data_bridge.server import serve, start, stop
+from data_bridge.websockets import WebSocket, WebSocketDisconnect
 
 __all__ = [
     "APIRouter",
@@ -49,6 +50,8 @@ __all__ = [
     "ResponseValidationError",
     "Security",
     "StreamingResponse",
+    "WebSocket",
+    "WebSocketDisconnect",
     "__version__",
     "serve",
     "start",

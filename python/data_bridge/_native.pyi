@@ -19,6 +19,7 @@ __all__ = [
     "Server",
     "StreamTransport",
     "TimerHandle",
+    "WebSocketConn",
     "__version__",
     "configure_runtime",
     "http_setup",
@@ -259,6 +260,15 @@ class RouteTable:
         status_code: int = 200,
         content_type: str = "application/json",
     ) -> None: ...
+    def add_websocket(
+        self,
+        path: str,
+        func: Callable[[RequestData, WebSocketConn], Any],
+        *,
+        params: list[tuple[str, str, list[str] | None, Callable[[Any], Any] | None]],
+    ) -> None:
+        """Adds a WebSocket handler: ``func(request, connection)`` returns the coroutine
+        serving one connection."""
     def add_probe(self, path: str, kind: str) -> None: ...
     def add_metrics(self, path: str) -> None:
         """Adds the native Prometheus metrics endpoint (``GET path``)."""
@@ -356,3 +366,23 @@ class BodyWriter:
     @property
     def client_gone(self) -> bool:
         """Whether the client has gone away."""
+
+@final
+class WebSocketConn:
+    """The native side of one WebSocket connection."""
+
+    def accept(self, subprotocol: str | None = None, headers: list[tuple[str, str]] = ...) -> bool:
+        """Completes the handshake; ``False`` if the client already went away."""
+    def reject(self, status: int) -> None:
+        """Refuses the handshake with an HTTP ``status`` response."""
+    def receive(self) -> str | bytes | tuple[int, str] | Future[str | bytes | tuple[int, str]]:
+        """The next message, or ``(code, reason)`` once the connection ended; or a
+        future of it."""
+    def send(self, data: str | bytes) -> Future[bool] | None:
+        """Queues a message; a future (of whether it was queued) to await if the
+        queue is full. Raises ``ConnectionResetError`` once the connection ended."""
+    def close(self, code: int = 1000, reason: str = ...) -> Future[bool] | None:
+        """Starts the closing handshake."""
+    @property
+    def close_status(self) -> tuple[int, str] | None:
+        """``(code, reason)`` once the connection has ended."""

@@ -12,7 +12,7 @@ import pydantic_core
 
 from data_bridge import _native
 from data_bridge.dependencies import Depends
-from data_bridge.endpoints import Route, compile_route
+from data_bridge.endpoints import Route, compile_route, compile_websocket_route
 from data_bridge.exceptions import RequestValidationError
 from data_bridge.lifespan import Lifespan, LifespanFactory
 from data_bridge.middleware import BaseHTTPMiddleware, Middleware, build_stack
@@ -140,6 +140,17 @@ class App:
 
     def options(self, path: str, **options: Any) -> Callable[[F], F]:
         return self.router.options(path, **options)
+
+    def add_api_websocket_route(
+        self, path: str, endpoint: Callable[..., Any], name: str | None = None, **options: Any
+    ) -> None:
+        """Declares a WebSocket handler (see :meth:`APIRouter.add_api_websocket_route`)."""
+        self.router.add_api_websocket_route(path, endpoint, name, **options)
+
+    def websocket(self, path: str, name: str | None = None, **options: Any) -> Callable[[F], F]:
+        """Registers the decorated ``async def handler(websocket: WebSocket, ...)`` for
+        WebSocket connections to ``path``."""
+        return self.router.websocket(path, name, **options)
 
     def include_router(self, router: APIRouter, **options: Any) -> None:
         """Adds ``router``'s routes (``prefix=``, ``tags=``, ``dependencies=``)."""
@@ -336,4 +347,7 @@ class App:
                 status_code=r.status_code,
                 buffer_body=r.buffer_body,
             )
+        for route in self.router.websocket_routes:
+            ws = compile_websocket_route(route, app=self)
+            table.add_websocket(ws.path, ws.func, params=ws.params)
         return table

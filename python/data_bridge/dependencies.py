@@ -1,8 +1,8 @@
 """``Depends`` and the analysis of a callable's signature into a :class:`Dependant`:
 which parameter comes from the path, the query string, a header, a cookie, the body,
-another dependency, or is the injected ``Request``/``Response``/``BackgroundTasks``/
-``SecurityScopes``; and the OAuth2 scopes that ``Security(..., scopes=[...])`` requires
-of each dependency below it.
+another dependency, or is the injected ``Request`` (or ``WebSocket``), ``Response``,
+``BackgroundTasks`` or ``SecurityScopes``; and the OAuth2 scopes that
+``Security(..., scopes=[...])`` requires of each dependency below it.
 
 The analysis runs once, when a route is declared; it compiles one pydantic
 ``TypeAdapter`` per parameter (validation then runs in pydantic-core, and errors carry
@@ -28,7 +28,7 @@ from pydantic_core import PydanticUndefined
 
 from data_bridge.background import BackgroundTasks
 from data_bridge.params import Body, Header, Param, Path, Query
-from data_bridge.requests import Request
+from data_bridge.requests import HTTPConnection
 from data_bridge.responses import Response
 
 __all__ = [
@@ -283,7 +283,8 @@ def analyze(
             if _injected(annotation, SecurityScopes):
                 dep.security_scopes_name = p.name
                 continue
-            if _injected(annotation, Request):
+            # A Request, or a WebSocket on a WebSocket route: the connection itself.
+            if _injected(annotation, HTTPConnection):
                 dep.request_name = p.name
                 continue
             if _injected(annotation, Response):

@@ -10,6 +10,10 @@ table runs, choosing the cheapest calling convention:
   output model and the injected ``Response``, and routes exceptions to their handlers.
   An ``executor="process"`` route always takes this path: the closure is async and
   awaits the handler in the app's process pool with the validated values.
+
+A WebSocket route (:func:`compile_websocket_route`) is always called with the native
+request and connection; its closure solves the same way, runs the handler and ends
+the connection.
 """
 
 from __future__ import annotations
@@ -26,15 +30,27 @@ from typing import Any, get_args, get_origin
 import pydantic
 import pydantic_core
 
+from data_bridge import reporting
 from data_bridge.dependencies import Dependant, flat_body_fields, path_only
-from data_bridge.exceptions import HTTPException, RequestValidationError, ResponseValidationError
+from data_bridge.exceptions import (
+    HTTPException,
+    RequestValidationError,
+    ResponseValidationError,
+    WebSocketException,
+)
 from data_bridge.middleware import CallNext
 from data_bridge.requests import Request
 from data_bridge.responses import JSONResponse, Response
-from data_bridge.routing import DEFAULT, APIRoute, path_names
+from data_bridge.routing import DEFAULT, APIRoute, APIWebSocketRoute, path_names
 from data_bridge.solver import UNSET, Context, Overrides, located, read_body, run_sync, solve
+from data_bridge.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketRequestValidationError,
+    WebSocketState,
+)
 
-__all__ = ["Route", "compile_route"]
+__all__ = ["Route", "WebSocketRoute", "compile_route", "compile_websocket_route"]
 
 _SIMPLE = {str: "str", int: "int", float: "float", bool: "bool"}
 ParamDecl = tuple[str, str, list[str] | None, Callable[[Any], Any] | None]
@@ -328,3 +344,82 @@ def http_exception_response(exc: HTTPException) -> Response:
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
+
+
+@dataclass
+class WebSocketRoute:
+    """A WebSocket route ready for the native route table."""
+
+    path: str
+    func: Callable[..., Any]
+    params: list[ParamDecl]
+
+
+def compile_websocket_route(route: APIWebSocketRoute, *, app: Any) -> WebSocketRoute:
+    """The closure that serves one connection of ``route``; parameters are validated
+    in Python (path segments arrive as text)."""
+    params: list[ParamDecl] = [
+        (n, "path" if p else "str", None, None) for n, p in path_names(route.path)
+    ]
+    root = dataclasses.replace(
+        route.dependant,
+        dependencies=[
+            *((None, d) for d in route.route_dependants),
+            *route.dependant.dependencies,
+        ],
+    )
+    return WebSocketRoute(route.path, _WebSocketRunner(route, root, app).run, params)
+
+
+class _WebSocketRunner:
+    """The per-connection closure of a WebSocket route."""
+
+    def __init__(self, route: APIWebSocketRoute, root: Dependant, app: Any) -> None:
+        if not inspect.iscoroutinefunction(route.endpoint):
+            raise TypeError(f"WebSocket handler {route.name!r} must be an async function")
+        self.root = root
+        self.app = app
+        overrides = getattr(app, "dependency_overrides", None)
+        self.overrides = (
+            Overrides(overrides, {n for n, _ in path_names(route.path)})
+            if overrides is not None
+            else None
+        )
+
+    async def run(self, native: Any, conn: Any) -> None:
+        """Solves the parameters and dependencies, runs the handler, and always ends with
+        a close (1000 on return, 1011 on an error, 1008 on invalid parameters) or, before
+        ``accept()``, a refused handshake."""
+        websocket = WebSocket(native, conn, self.app)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                overrides = self.overrides if self.overrides and self.overrides.mapping else None
+                ctx = Context(websocket, UNSET, False, stack, overrides)
+                values, errors = await solve(self.root, ctx)
+                if errors:
+                    raise WebSocketRequestValidationError(errors)
+                await self.root.call(**values)
+        except WebSocketDisconnect:
+            pass
+        except WebSocketException as exc:
+            await _end(websocket, exc.code, exc.reason)
+        except (WebSocketRequestValidationError, HTTPException):
+            await _end(websocket, 1008)
+        except asyncio.CancelledError:
+            # The server is going away.
+            await _end(websocket, 1012)
+            raise
+        except Exception as exc:
+            reporting.report(exc, "WebSocket handler")
+            if websocket.application_state is WebSocketState.CONNECTING:
+                websocket.application_state = WebSocketState.DISCONNECTED
+                conn.reject(500)
+            else:
+                await _end(websocket, 1011)
+        finally:
+            await _end(websocket, 1000)
+
+
+async def _end(websocket: WebSocket, code: int, reason: str | None = None) -> None:
+    if websocket.application_state in (WebSocketState.CONNECTING, WebSocketState.CONNECTED):
+        await websocket.close(code, reason)

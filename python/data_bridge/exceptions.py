@@ -5,7 +5,12 @@ from __future__ import annotations
 import http
 from typing import Any
 
-__all__ = ["HTTPException", "RequestValidationError", "ResponseValidationError"]
+__all__ = [
+    "HTTPException",
+    "RequestValidationError",
+    "ResponseValidationError",
+    "WebSocketException",
+]
 
 
 class HTTPException(Exception):
@@ -60,3 +65,16 @@ class ResponseValidationError(ValueError):
         return f"{len(self._errors)} validation errors for the response:\n" + "\n".join(
             f"  {e}" for e in self._errors
         )
+
+
+class WebSocketException(Exception):
+    """Ends a WebSocket connection with ``code`` and ``reason``; raised before
+    ``accept()`` it refuses the handshake (the client gets HTTP 403)."""
+
+    def __init__(self, code: int, reason: str | None = None) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason or ""
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(code={self.code!r}, reason={self.reason!r})"

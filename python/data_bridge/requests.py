@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from data_bridge import _native
 from data_bridge.url import URL
 
-__all__ = ["Headers", "QueryParams", "Request", "State"]
+__all__ = ["HTTPConnection", "Headers", "QueryParams", "Request", "State"]
 
 
 class Headers:
@@ -79,8 +79,10 @@ class State:
         return f"State({self.__dict__!r})"
 
 
-class Request:
-    """An HTTP request. Nothing is copied from Rust until it is read."""
+class HTTPConnection:
+    """What requests and WebSockets share: headers, query and path parameters,
+    cookies, the client's address, ``app`` and ``state``. Nothing is copied from Rust
+    until it is read."""
 
     def __init__(self, native: _native.RequestData, app: Any = None) -> None:
         self._native = native
@@ -89,15 +91,9 @@ class Request:
         self._path_params: dict[str, Any] | None = None
         self._cookies: dict[str, str] | None = None
         self.app = app
-        # As Starlette: each request starts with a shallow copy of the lifespan state.
+        # As Starlette: each connection starts with a shallow copy of the lifespan state.
         lifespan = getattr(app, "lifespan", None)
         self.state = State(**lifespan.state) if lifespan is not None and lifespan.state else State()
-        self._body: bytes | None = None
-        self._stream_consumed = False
-
-    @property
-    def method(self) -> str:
-        return self._native.method
 
     @property
     def path(self) -> str:
@@ -142,6 +138,19 @@ class Request:
         """``(host, port)`` of the client; behind a trusted proxy, the address from
         ``X-Forwarded-For`` with port 0."""
         return self._native.client
+
+
+class Request(HTTPConnection):
+    """An HTTP request. Nothing is copied from Rust until it is read."""
+
+    def __init__(self, native: _native.RequestData, app: Any = None) -> None:
+        super().__init__(native, app)
+        self._body: bytes | None = None
+        self._stream_consumed = False
+
+    @property
+    def method(self) -> str:
+        return self._native.method
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Yields the body in chunks as they arrive, without collecting it.

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from data_bridge.dependencies import Dependant, Depends, analyze, analyze_depends
 from data_bridge.responses import JSONResponse, Response
 
-__all__ = ["DEFAULT", "EXECUTORS", "APIRoute", "APIRouter", "path_names"]
+__all__ = ["DEFAULT", "EXECUTORS", "APIRoute", "APIRouter", "APIWebSocketRoute", "path_names"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(:path)?}")
@@ -148,6 +148,40 @@ class APIRoute:
         return _PARAM.sub(fill, self.path)
 
 
+class APIWebSocketRoute:
+    """A declared WebSocket route: its endpoint (analysed) and dependencies."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        name: str | None = None,
+        dependencies: Sequence[Depends] = (),
+    ) -> None:
+        self.path = path
+        self.endpoint = endpoint
+        self.name = name or getattr(endpoint, "__name__", "endpoint")
+        self.dependencies = list(dependencies)
+        names = {n for n, _ in path_names(path)}
+        self.dependant: Dependant = analyze(endpoint, names)
+        self.route_dependants = [
+            analyze(d.dependency, names, d.use_cache) for d in self.dependencies if d.dependency
+        ]
+
+    def with_prefix(self, prefix: str, dependencies: Sequence[Depends]) -> APIWebSocketRoute:
+        """This route as included under ``prefix`` with extra dependencies first."""
+        return APIWebSocketRoute(
+            prefix + self.path,
+            self.endpoint,
+            name=self.name,
+            dependencies=[*dependencies, *self.dependencies],
+        )
+
+    def url_path(self, **params: Any) -> str:
+        return _PARAM.sub(lambda m: str(params[m.group(1)]), self.path)
+
+
 class APIRouter:
     """A group of routes sharing a prefix, tags and dependencies; include it in an app
     (or another router) with ``include_router``."""
@@ -173,6 +207,7 @@ class APIRouter:
         self.deprecated = deprecated
         self.include_in_schema = include_in_schema
         self.routes: list[APIRoute] = []
+        self.websocket_routes: list[APIWebSocketRoute] = []
 
     def add_api_route(
         self,
@@ -235,6 +270,36 @@ class APIRouter:
     def options(self, path: str, **options: Any) -> Callable[[F], F]:
         return self.api_route(path, methods=["OPTIONS"], **options)
 
+    def add_api_websocket_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        name: str | None = None,
+        *,
+        dependencies: Sequence[Depends] | None = None,
+    ) -> None:
+        """Declares the WebSocket handler ``endpoint`` on ``path``; it takes a
+        ``WebSocket`` and path, query, header and cookie parameters and dependencies
+        as HTTP routes do."""
+        route = APIWebSocketRoute(
+            self.prefix + path,
+            endpoint,
+            name=name,
+            dependencies=[*self.dependencies, *(dependencies or [])],
+        )
+        self.websocket_routes.append(route)
+
+    def websocket(
+        self, path: str, name: str | None = None, *, dependencies: Sequence[Depends] | None = None
+    ) -> Callable[[F], F]:
+        """Decorator form of :meth:`add_api_websocket_route`."""
+
+        def decorator(func: F) -> F:
+            self.add_api_websocket_route(path, func, name, dependencies=dependencies)
+            return func
+
+        return decorator
+
     def include_router(
         self,
         router: APIRouter,
@@ -263,11 +328,14 @@ class APIRouter:
                     include_in_schema=include_in_schema and self.include_in_schema,
                 )
             )
+        for ws_route in router.websocket_routes:
+            self.websocket_routes.append(ws_route.with_prefix(self.prefix + prefix, extra))
 
     def url_path_for(self, name: str, /, **params: Any) -> str:
         """The path of the route called ``name`` (its function's name unless given),
         with ``params`` filled in; ``LookupError`` if there is no such route."""
-        for route in self.routes:
+        routes: list[APIRoute | APIWebSocketRoute] = [*self.routes, *self.websocket_routes]
+        for route in routes:
             wanted = {n for n, _ in path_names(route.path)}
             if route.name == name and wanted == set(params):
                 return route.url_path(**params)

@@ -21,7 +21,7 @@ import pydantic_core
 from data_bridge.background import BackgroundTasks
 from data_bridge.dependencies import Dependant, ParamField, SecurityScopes, analyze
 from data_bridge.exceptions import RequestValidationError
-from data_bridge.requests import Request
+from data_bridge.requests import HTTPConnection, Request
 from data_bridge.responses import Response
 
 __all__ = ["UNSET", "Context", "Overrides", "read_body", "run_sync", "solve"]
@@ -103,7 +103,7 @@ class Context:
 
     def __init__(
         self,
-        request: Request,
+        request: HTTPConnection,
         body: Any,
         embed: bool,
         stack: contextlib.AsyncExitStack,

@@ -17,13 +17,20 @@ As Starlette's ``TestClient``:
   test can check what the background tasks did.
 - With ``raise_server_exceptions=True`` (the default) an exception that escaped a
   handler (the client would get a 500) or a background task is raised in the test.
+- ``client.websocket_connect(path)`` opens a real WebSocket (the ``websockets``
+  package's client) and returns Starlette's session API: ``send_text``,
+  ``receive_json``, ``close``... A close from the server surfaces as
+  ``WebSocketDisconnect(code, reason)`` on the next receive; a refused handshake as
+  ``WebSocketDisconnect`` on connecting (1008 for HTTP 403, else 1011).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -32,11 +39,13 @@ import httpx
 from data_bridge import background, reporting
 from data_bridge.pyloop import new_event_loop
 from data_bridge.server import start, stop
+from data_bridge.websockets import WebSocketDisconnect
 
-__all__ = ["TestClient"]
+__all__ = ["TestClient", "WebSocketTestSession"]
 
 T = TypeVar("T")
 START_TIMEOUT = 30.0
+_HANDSHAKE_HEADERS = {"host", "connection", "upgrade", "accept-encoding", "content-length"}
 
 
 class _ServerThread:
@@ -129,6 +138,85 @@ class _Transport(httpx.BaseTransport):
         self.inner.close()
 
 
+class WebSocketTestSession:
+    """A WebSocket connection to the test server, with Starlette's session API."""
+
+    def __init__(self, client: TestClient, connection: Any) -> None:
+        self._client = client
+        self._connection = connection
+        self.accepted_subprotocol: str | None = connection.subprotocol
+        self.extra_headers = list(connection.response.headers.raw_items())
+
+    def __enter__(self) -> WebSocketTestSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _recv(self) -> str | bytes:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            data: str | bytes = self._connection.recv()
+        except ConnectionClosed as exc:
+            self._client._raise_pending()
+            frame = exc.rcvd
+            if frame is None:
+                raise WebSocketDisconnect(1006) from None
+            raise WebSocketDisconnect(frame.code, frame.reason) from None
+        return data
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Sends an ASGI-style ``websocket.receive`` or ``websocket.disconnect``."""
+        if message["type"] == "websocket.disconnect":
+            self.close(message.get("code", 1000), message.get("reason"))
+        elif message.get("text") is not None:
+            self.send_text(message["text"])
+        else:
+            self.send_bytes(message["bytes"])
+
+    def send_text(self, data: str) -> None:
+        self._connection.send(data)
+
+    def send_bytes(self, data: bytes) -> None:
+        self._connection.send(bytes(data))
+
+    def send_json(self, data: Any, mode: str = "text") -> None:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        self._connection.send(text if mode == "text" else text.encode())
+
+    def receive(self) -> dict[str, Any]:
+        """The next message as an ASGI-style dict (``websocket.send`` or
+        ``websocket.close``)."""
+        try:
+            data = self._recv()
+        except WebSocketDisconnect as exc:
+            return {"type": "websocket.close", "code": exc.code, "reason": exc.reason}
+        key = "text" if isinstance(data, str) else "bytes"
+        return {"type": "websocket.send", key: data}
+
+    def receive_text(self) -> str:
+        data = self._recv()
+        if not isinstance(data, str):
+            raise TypeError("expected a text message, got a binary one")
+        return data
+
+    def receive_bytes(self) -> bytes:
+        data = self._recv()
+        if not isinstance(data, bytes):
+            raise TypeError("expected a binary message, got a text one")
+        return data
+
+    def receive_json(self, mode: str = "text") -> Any:
+        return json.loads(self._recv())
+
+    def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Closes the connection (waiting for the server's reply) and raises what the
+        handler raised, if it failed."""
+        self._connection.close(code, reason or "")
+        self._client._raise_pending()
+
+
 class TestClient(httpx.Client):
     """An ``httpx.Client`` for ``app``, served by a real data-bridge server (see the
     module's documentation)."""
@@ -199,6 +287,53 @@ class TestClient(httpx.Client):
         errors, self._errors = self._errors, []
         if errors and self.raise_server_exceptions:
             raise errors[0]
+
+    # -- WebSockets ------------------------------------------------------------------
+
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: Sequence[str] | None = None,
+        headers: dict[str, str] | None = None,
+        **_: Any,
+    ) -> WebSocketTestSession:
+        """Opens a WebSocket to ``url`` (a path, or a URL whose host is ignored) on the
+        test server; use it as a context manager."""
+        from websockets.exceptions import InvalidStatus
+        from websockets.sync.client import connect
+        from websockets.typing import Subprotocol
+
+        running = self._ensure_server()
+        uri = str(self.base_url.join(url).copy_with(scheme="ws"))
+        # The client's own headers, less those the handshake sets itself.
+        sent = {
+            k: v
+            for k, v in {**dict(self.headers), **(headers or {})}.items()
+            if k.lower() not in _HANDSHAKE_HEADERS
+        }
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if cookie:
+            sent["cookie"] = cookie
+        sock = socket.create_connection(("127.0.0.1", running.port))
+        try:
+            connection = connect(
+                uri,
+                sock=sock,
+                subprotocols=[Subprotocol(p) for p in subprotocols] if subprotocols else None,
+                additional_headers=sent,
+                max_size=None,
+                open_timeout=START_TIMEOUT,
+            )
+        except InvalidStatus as exc:
+            sock.close()
+            self._raise_pending()
+            code = 1008 if exc.response.status_code == 403 else 1011
+            raise WebSocketDisconnect(code) from None
+        except BaseException:
+            sock.close()
+            raise
+        # Entered at once: the session closes it (as `with connect(...)` would).
+        return WebSocketTestSession(self, connection.__enter__())
 
     # -- the context manager ------------------------------------------------------------
 

@@ -146,6 +146,11 @@ impl Dispatcher {
         }
     }
 
+    /// The loop that runs the handlers.
+    pub fn loop_ref(&self) -> &Arc<LoopRef> {
+        &self.lp
+    }
+
     /// Requests currently queued or running in Python.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)

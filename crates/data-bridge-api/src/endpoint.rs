@@ -84,4 +84,7 @@ pub enum Endpoint {
     Static(Arc<StaticDir>),
     /// A Python handler.
     Python(Arc<PyEndpoint>),
+    /// A Python WebSocket handler, called with the request and the connection (see
+    /// `websocket`); routed under [`crate::router::WEBSOCKET_METHOD`].
+    WebSocket(Arc<PyEndpoint>),
 }

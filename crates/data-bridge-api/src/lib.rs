@@ -5,9 +5,9 @@
 //! readiness, constants, static files) without the GIL, or handed to a Python handler
 //! through [`dispatch::Dispatcher::spawn_python_handler`], whose response comes back as
 //! a Rust future. Files, static or returned as `FileResponse`, are served by
-//! [`files`]. When enabled, each request is counted in [`metrics`] and logged by
-//! [`access_log`] as it completes ([`completion`]), and forwarded headers from trusted
-//! proxies are applied by [`proxy`].
+//! [`files`]; WebSocket handshakes and connections by [`websocket`]. When enabled, each
+//! request is counted in [`metrics`] and logged by [`access_log`] as it completes
+//! ([`completion`]), and forwarded headers from trusted proxies are applied by [`proxy`].
 
 pub mod access_log;
 pub mod background;
@@ -31,6 +31,7 @@ pub mod routes;
 pub mod server;
 pub mod service;
 pub mod streaming;
+pub mod websocket;
 
 use pyo3::prelude::*;
 
@@ -42,6 +43,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<server::Server>()?;
     module.add_class::<request::PyRequest>()?;
     module.add_class::<streaming::BodyWriter>()?;
+    module.add_class::<websocket::WebSocketConn>()?;
     module.add_function(wrap_pyfunction!(hooks::http_setup, module)?)?;
     Ok(())
 }

@@ -48,6 +48,11 @@ pub enum ParamValue {
     Bool(bool),
 }
 
+/// The pseudo-method WebSocket routes are added under: a handshake is looked up with
+/// it, and HTTP requests never see those routes (a plain `GET` of a WebSocket-only
+/// path is a 404, as in Starlette).
+pub const WEBSOCKET_METHOD: &str = "WEBSOCKET";
+
 struct Slot<E> {
     template: String,
     params: Vec<(String, ParamKind)>,
@@ -313,8 +318,18 @@ impl<E> Router<E> {
                     .flatten()
             })
             .map(|(_, e)| e)
-            .ok_or_else(|| ApiError::MethodNotAllowed {
-                allow: Self::allow(slot),
+            .ok_or_else(|| {
+                if slot
+                    .by_method
+                    .iter()
+                    .all(|(m, _)| m.as_str() == WEBSOCKET_METHOD)
+                {
+                    ApiError::NotFound
+                } else {
+                    ApiError::MethodNotAllowed {
+                        allow: Self::allow(slot),
+                    }
+                }
             })?;
         let mut params = Vec::with_capacity(slot.params.len());
         let mut errors = Vec::new();
@@ -362,7 +377,12 @@ impl<E> Router<E> {
     }
 
     fn allow(slot: &Slot<E>) -> String {
-        let mut methods: Vec<&str> = slot.by_method.iter().map(|(m, _)| m.as_str()).collect();
+        let mut methods: Vec<&str> = slot
+            .by_method
+            .iter()
+            .map(|(m, _)| m.as_str())
+            .filter(|m| *m != WEBSOCKET_METHOD)
+            .collect();
         if methods.contains(&"GET") && !methods.contains(&"HEAD") {
             methods.push("HEAD");
         }
@@ -429,6 +449,31 @@ mod tests {
         assert!(
             matches!(found, Ok(ref f) if f.params == vec![("rest".to_owned(), ParamValue::Str("a/b c.txt".into()))])
         );
+    }
+
+    #[test]
+    fn websocket_routes_are_hidden_from_http_methods() {
+        let mut r = router();
+        r.add(&[WEBSOCKET_METHOD], "/ws", &[], 5).ok();
+        r.add(
+            &[WEBSOCKET_METHOD],
+            "/users/{id}",
+            &[("id", ParamKind::Int)],
+            6,
+        )
+        .ok();
+        assert!(matches!(
+            r.find(&Method::GET, "/ws"),
+            Err(ApiError::NotFound)
+        ));
+        let ws = Method::from_bytes(WEBSOCKET_METHOD.as_bytes()).ok();
+        assert!(ws.is_some_and(|m| matches!(r.find(&m, "/ws"), Ok(f) if *f.endpoint == 5)));
+        match r.find(&Method::DELETE, "/users/7") {
+            Err(ApiError::MethodNotAllowed { allow }) => {
+                assert_eq!(allow, "GET, POST, HEAD, OPTIONS")
+            }
+            _ => panic!("expected 405"),
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use crate::endpoint::{CallMode, Constant, Endpoint, PyEndpoint};
 use crate::errors::ApiError;
 use crate::files::StaticDir;
-use crate::router::{ParamKind, Router};
+use crate::router::{ParamKind, Router, WEBSOCKET_METHOD};
 
 /// A path parameter as Python declares it: `(name, type, choices, converter)`.
 type ParamDecl = (String, String, Option<Vec<String>>, Option<Py<PyAny>>);
@@ -132,6 +132,31 @@ impl RouteTable {
             buffer_body,
         };
         self.add(&methods, path, &kinds, Endpoint::Python(Arc::new(ep)))
+    }
+
+    /// Adds a WebSocket handler: `func(request, connection)` returns the coroutine that
+    /// serves one connection (see `websocket`). `params` as for `add_python`.
+    #[pyo3(signature = (path, func, *, params))]
+    fn add_websocket(&self, path: &str, func: Py<PyAny>, params: Vec<ParamDecl>) -> PyResult<()> {
+        let mut kinds = Vec::with_capacity(params.len());
+        let mut converters = Vec::new();
+        for (name, kind, choices, converter) in params {
+            kinds.push((name.clone(), kind_of(&kind, choices)?));
+            if let Some(conv) = converter {
+                converters.push((name, conv));
+            }
+        }
+        let ep = PyEndpoint {
+            func,
+            is_async: true,
+            mode: CallMode::Request,
+            converters,
+            timeout: None,
+            status: StatusCode::SWITCHING_PROTOCOLS,
+            buffer_body: false,
+        };
+        let methods = [WEBSOCKET_METHOD.to_owned()];
+        self.add(&methods, path, &kinds, Endpoint::WebSocket(Arc::new(ep)))
     }
 
     /// Adds a response computed now and served from Rust on every request.

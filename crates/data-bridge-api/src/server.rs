@@ -191,7 +191,8 @@ async fn serve_conn<IO, S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    // With upgrades, so that a WebSocket handshake can take the connection over.
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     let run = async move {
         match watcher {
             Some(w) => {

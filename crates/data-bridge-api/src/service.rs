@@ -26,6 +26,7 @@ use crate::request::RequestData;
 use crate::request_body::{RequestBody, PREREAD_LIMIT};
 use crate::request_id;
 use crate::router::Router;
+use crate::websocket;
 
 /// Request limits.
 #[derive(Clone)]
@@ -144,6 +145,9 @@ async fn respond(
     forwarded: Forwarded,
     route: &mut Option<usize>,
 ) -> Response<Body> {
+    if websocket::is_upgrade(&req) {
+        return websocket::handle(state, req, client, server).await;
+    }
     let (parts, body) = req.into_parts();
     let found = state.router.find(&parts.method, parts.uri.path());
     *route = match &found {
@@ -182,6 +186,8 @@ async fn respond(
             return dir.clone().serve(parts.uri.path(), cond).await;
         }
         Endpoint::Python(ep) => ep.clone(),
+        // Only reachable by a request whose method is literally the pseudo-method.
+        Endpoint::WebSocket(_) => return ApiError::NotFound.into_response(),
     };
     let declared = parts
         .headers

@@ -1,0 +1,605 @@
+//! WebSockets (RFC 6455 over HTTP/1.1 `Upgrade`): the handshake is answered by the
+//! Python handler's `accept()` (or refused by a `close()` before it), then a Tokio task
+//! owns the connection and frames are read and written without the GIL.
+//!
+//! ```text
+//!   socket ──▶ reader task ──▶ inbox (≤ QUEUE) ──▶ WebSocketConn.receive()
+//!                 │ full: stops reading             empty: a future, resolved by the
+//!                 │ (TCP backpressure)              next message (one loop wake-up)
+//!   socket ◀── writer task ◀── outbox (≤ QUEUE) ◀── WebSocketConn.send()
+//!                                                   full: a future, resolved once
+//!                                                   the message is queued
+//! ```
+//!
+//! Pings are answered and fragments reassembled by the codec; a message larger than
+//! the server's body size limit closes the connection with 1009, invalid UTF-8 with
+//! 1007, a protocol error with 1002. The reader records the client's close code (1006
+//! when the connection just dropped) so the handler's next `receive` reports it.
+//! The Python side (`data_bridge.websockets.WebSocket`) keeps Starlette's states and
+//! always ends with a close: 1000 when the handler returns, 1011 when it raises.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use data_bridge_pyloop::runtime;
+use data_bridge_pyloop::wake::{Remote, Shared};
+use futures_util::{SinkExt, StreamExt};
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{error::ProtocolError, Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::body::Body;
+use crate::endpoint::{Endpoint, PyEndpoint};
+use crate::errors::ApiError;
+use crate::hooks;
+use crate::request::{PyRequest, RequestData};
+use crate::request_body::RequestBody;
+use crate::router::WEBSOCKET_METHOD;
+use crate::service::AppState;
+use crate::streaming::LoopRef;
+
+/// Messages buffered in each direction between the connection and the handler.
+const QUEUE: usize = 16;
+
+/// How long a close handshake we started may wait for the client's reply.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The close code reported when the connection ended without a close frame.
+const ABNORMAL: u16 = 1006;
+
+/// Whether `req` asks for a WebSocket (`GET`, HTTP/1.1, `Upgrade: websocket`).
+pub fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let has_token = |name: HeaderName, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    req.method() == Method::GET
+        && req.version() == Version::HTTP_11
+        && has_token(header::UPGRADE, "websocket")
+        && has_token(header::CONNECTION, "upgrade")
+}
+
+/// What the handler decided about the handshake.
+enum Decision {
+    Accept {
+        subprotocol: Option<HeaderValue>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    Reject(StatusCode),
+}
+
+/// A message from the client, or the end of the connection.
+enum Inbound {
+    Text(String),
+    Binary(Bytes),
+    Closed(u16, String),
+}
+
+impl Inbound {
+    /// `str`, `bytes`, or `(code, reason)` for the end.
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(match self {
+            Inbound::Text(t) => PyString::new(py, &t).into_any().unbind(),
+            Inbound::Binary(b) => PyBytes::new(py, &b).into_any().unbind(),
+            Inbound::Closed(code, reason) => (code, reason).into_pyobject(py)?.into_any().unbind(),
+        })
+    }
+}
+
+/// What the handler sends.
+enum Outbound {
+    Message(Message),
+    Close(u16, String),
+}
+
+struct Inbox {
+    queue: VecDeque<Inbound>,
+    /// The future `receive()` handed out while the queue was empty.
+    waiter: Option<Py<PyAny>>,
+    /// How the connection ended, once it has.
+    closed: Option<(u16, String)>,
+}
+
+/// One connection's state, shared by its Python object and its Tokio tasks.
+struct Session {
+    lp: Arc<LoopRef>,
+    decision: Mutex<Option<oneshot::Sender<Decision>>>,
+    inbox: Mutex<Inbox>,
+    /// Notified when the handler takes a message from a full inbox.
+    space: Notify,
+    outbox: mpsc::Sender<Outbound>,
+    outbox_rx: Mutex<Option<mpsc::Receiver<Outbound>>>,
+}
+
+fn resolve(shared: &Shared, future: Py<PyAny>, value: bool) {
+    shared.push_remote(Remote::Call(Box::new(move |py| {
+        let future = future.bind(py);
+        if !future
+            .call_method0(intern!(py, "done"))
+            .and_then(|d| d.is_truthy())
+            .unwrap_or(true)
+        {
+            let _ = future.call_method1(intern!(py, "set_result"), (value,));
+        }
+    })));
+}
+
+impl Session {
+    /// Hands `msg` to a waiting `receive()`, or queues it; says whether there is
+    /// room for more.
+    fn deliver(self: &Arc<Self>, msg: Inbound) -> bool {
+        let mut inbox = self.inbox.lock();
+        if inbox.closed.is_some() {
+            return false;
+        }
+        if let Inbound::Closed(code, reason) = &msg {
+            inbox.closed = Some((*code, reason.clone()));
+        }
+        match inbox.waiter.take() {
+            Some(future) => {
+                drop(inbox);
+                let me = self.clone();
+                self.lp.shared.push_remote(Remote::Call(Box::new(move |py| {
+                    let fut = future.bind(py);
+                    let done = fut
+                        .call_method0(intern!(py, "done"))
+                        .and_then(|d| d.is_truthy())
+                        .unwrap_or(true);
+                    if done {
+                        // The receive was cancelled: the next one gets the message.
+                        me.inbox.lock().queue.push_front(msg);
+                        return;
+                    }
+                    let set = msg
+                        .into_py(py)
+                        .and_then(|v| fut.call_method1(intern!(py, "set_result"), (v,)));
+                    if let Err(err) = set {
+                        let _ = fut.call_method1(intern!(py, "set_exception"), (err.value(py),));
+                    }
+                })));
+                true
+            }
+            None => {
+                inbox.queue.push_back(msg);
+                inbox.queue.len() < QUEUE
+            }
+        }
+    }
+
+    /// Records the end of the connection (the first reason wins).
+    fn finish(self: &Arc<Self>, code: u16, reason: String) {
+        self.deliver(Inbound::Closed(code, reason));
+    }
+
+    fn has_space(&self) -> bool {
+        self.inbox.lock().queue.len() < QUEUE
+    }
+
+    fn closed(&self) -> Option<(u16, String)> {
+        self.inbox.lock().closed.clone()
+    }
+}
+
+/// The native side of a `WebSocket` (`data_bridge._native.WebSocketConn`).
+#[pyclass(module = "data_bridge._native", frozen)]
+pub struct WebSocketConn {
+    session: Arc<Session>,
+}
+
+fn header_value(s: &str) -> PyResult<HeaderValue> {
+    HeaderValue::from_str(s).map_err(|_| PyTypeError::new_err(format!("bad header value {s:?}")))
+}
+
+impl WebSocketConn {
+    fn queue(&self, py: Python<'_>, item: Outbound) -> PyResult<Option<Py<PyAny>>> {
+        if self.session.closed().is_some() {
+            return Err(ApiError::ClientDisconnected.into());
+        }
+        match self.session.outbox.try_send(item) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ApiError::ClientDisconnected.into()),
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                let future = self
+                    .session
+                    .lp
+                    .event_loop
+                    .bind(py)
+                    .call_method0(intern!(py, "create_future"))?
+                    .unbind();
+                let waiter = future.clone_ref(py);
+                let tx = self.session.outbox.clone();
+                let lp = self.session.lp.clone();
+                runtime::get().spawn(async move {
+                    let sent = tx.send(item).await.is_ok();
+                    resolve(&lp.shared, waiter, sent);
+                });
+                Ok(Some(future))
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl WebSocketConn {
+    /// Completes the handshake with `subprotocol` and extra `headers`. Returns
+    /// `False` if the client already went away.
+    #[pyo3(signature = (subprotocol=None, headers=Vec::new()))]
+    fn accept(&self, subprotocol: Option<&str>, headers: Vec<(String, String)>) -> PyResult<bool> {
+        let subprotocol = subprotocol.map(header_value).transpose()?;
+        let mut extra = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| PyTypeError::new_err(format!("bad header name {name:?}")))?;
+            extra.push((name, header_value(&value)?));
+        }
+        let tx = self
+            .session
+            .decision
+            .lock()
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("the handshake was already answered"))?;
+        let decision = Decision::Accept {
+            subprotocol,
+            headers: extra,
+        };
+        if tx.send(decision).is_err() {
+            self.session.finish(ABNORMAL, String::new());
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Refuses the handshake: the client gets an HTTP `status` response.
+    fn reject(&self, status: u16) -> PyResult<()> {
+        let status = StatusCode::from_u16(status)
+            .map_err(|_| PyTypeError::new_err(format!("bad status code {status}")))?;
+        if let Some(tx) = self.session.decision.lock().take() {
+            let _ = tx.send(Decision::Reject(status));
+        }
+        self.session.finish(ABNORMAL, String::new());
+        Ok(())
+    }
+
+    /// The next message: `str`, `bytes`, or `(code, reason)` once the connection has
+    /// ended; as a future if none has arrived yet.
+    fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let session = &self.session;
+        let taken = |inbox: &mut Inbox| -> Option<Inbound> {
+            let was_full = inbox.queue.len() >= QUEUE;
+            let msg = inbox.queue.pop_front();
+            if msg.is_some() && was_full {
+                session.space.notify_one();
+            }
+            msg.or_else(|| {
+                inbox
+                    .closed
+                    .clone()
+                    .map(|(code, reason)| Inbound::Closed(code, reason))
+            })
+        };
+        if let Some(msg) = taken(&mut session.inbox.lock()) {
+            return msg.into_py(py);
+        }
+        // Made without the lock held: the reader may deliver meanwhile.
+        let future = session
+            .lp
+            .event_loop
+            .bind(py)
+            .call_method0(intern!(py, "create_future"))?;
+        let mut inbox = session.inbox.lock();
+        if let Some(msg) = taken(&mut inbox) {
+            drop(inbox);
+            return msg.into_py(py);
+        }
+        if inbox.waiter.is_some() {
+            return Err(PyRuntimeError::new_err(
+                "another coroutine is already waiting for the next message",
+            ));
+        }
+        inbox.waiter = Some(future.clone().unbind());
+        Ok(future.unbind())
+    }
+
+    /// Sends `data` (`str` as a text message, `bytes` as a binary one). Returns
+    /// `None`, or a future (of whether the message was queued) to await while the
+    /// client is slower than the handler. Raises `ConnectionResetError` once the
+    /// connection has ended.
+    fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let msg = if let Ok(s) = data.cast::<PyString>() {
+            Message::Text(s.to_str()?.to_owned().into())
+        } else if let Ok(b) = data.cast::<PyBytes>() {
+            Message::Binary(Bytes::copy_from_slice(b.as_bytes()))
+        } else {
+            return Err(PyTypeError::new_err("a WebSocket message is str or bytes"));
+        };
+        self.queue(py, Outbound::Message(msg))
+    }
+
+    /// Starts the closing handshake with `code` and `reason`; `None` or a future as
+    /// `send`.
+    #[pyo3(signature = (code=1000, reason=String::new()))]
+    fn close(&self, py: Python<'_>, code: u16, reason: String) -> PyResult<Option<Py<PyAny>>> {
+        self.queue(py, Outbound::Close(code, reason))
+    }
+
+    /// `(code, reason)` once the connection has ended, else `None`.
+    #[getter]
+    fn close_status(&self) -> Option<(u16, String)> {
+        self.session.closed()
+    }
+}
+
+fn plain(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Answers a WebSocket handshake: runs the route's handler and waits for its
+/// decision; on `accept()`, answers 101 and starts the connection's tasks.
+pub async fn handle(
+    state: &AppState,
+    mut req: Request<Incoming>,
+    client: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+) -> Response<Body> {
+    let key = match req.headers().get("sec-websocket-key") {
+        Some(k)
+            if req
+                .headers()
+                .get("sec-websocket-version")
+                .is_some_and(|v| v == "13") =>
+        {
+            derive_accept_key(k.as_bytes())
+        }
+        _ => {
+            let mut resp =
+                ApiError::BadRequest("unsupported WebSocket handshake".into()).into_response();
+            resp.headers_mut().insert(
+                HeaderName::from_static("sec-websocket-version"),
+                HeaderValue::from_static("13"),
+            );
+            return resp;
+        }
+    };
+    let Ok(ws_method) = Method::from_bytes(WEBSOCKET_METHOD.as_bytes()) else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    // As a Starlette app behind uvicorn: a handshake nothing accepts is refused with 403.
+    let (endpoint, params) = match state.router.find(&ws_method, req.uri().path()) {
+        Ok(found) => match found.endpoint {
+            Endpoint::WebSocket(ep) => (ep.clone(), found.params),
+            _ => return plain(StatusCode::FORBIDDEN),
+        },
+        Err(_) => return plain(StatusCode::FORBIDDEN),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _body) = req.into_parts();
+    let data = Arc::new(RequestData {
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+        body: RequestBody::Buffered(Bytes::new()),
+        client,
+        server,
+        params,
+        // Forwarded headers are not applied to WebSocket handshakes (yet).
+        scheme: "ws",
+        forwarded_host: None,
+    });
+    let (decision_tx, decision_rx) = oneshot::channel();
+    let (outbox, outbox_rx) = mpsc::channel(QUEUE);
+    let lp = state.dispatcher.loop_ref().clone();
+    let session = Arc::new(Session {
+        lp: lp.clone(),
+        decision: Mutex::new(Some(decision_tx)),
+        inbox: Mutex::new(Inbox {
+            queue: VecDeque::new(),
+            waiter: None,
+            closed: None,
+        }),
+        space: Notify::new(),
+        outbox,
+        outbox_rx: Mutex::new(Some(outbox_rx)),
+    });
+    let started = session.clone();
+    lp.shared.push_remote(Remote::Call(Box::new(move |py| {
+        start_handler(py, &endpoint, data, started);
+    })));
+    let (subprotocol, headers) = match decision_rx.await {
+        Ok(Decision::Accept {
+            subprotocol,
+            headers,
+        }) => (subprotocol, headers),
+        Ok(Decision::Reject(status)) => return plain(status),
+        // The handler could not start, or ended without answering.
+        Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    let mut resp = plain(StatusCode::SWITCHING_PROTOCOLS);
+    let h = resp.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&key) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(p) = subprotocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, p);
+    }
+    for (name, value) in headers {
+        h.append(name, value);
+    }
+    let max_message = state.limits.max_body_size;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => run(TokioIo::new(upgraded), session, max_message).await,
+            Err(_) => session.finish(ABNORMAL, String::new()),
+        }
+    });
+    resp
+}
+
+/// Calls the handler with the request and the connection and runs it as a task.
+fn start_handler(
+    py: Python<'_>,
+    ep: &Arc<PyEndpoint>,
+    data: Arc<RequestData>,
+    session: Arc<Session>,
+) {
+    let run = || -> PyResult<()> {
+        let req = Py::new(py, PyRequest::new(data, ep.clone()))?;
+        let conn = Py::new(
+            py,
+            WebSocketConn {
+                session: session.clone(),
+            },
+        )?;
+        let coro = ep
+            .func
+            .bind(py)
+            .call1(PyTuple::new(py, [req.into_any(), conn.into_any()])?)?;
+        session
+            .lp
+            .event_loop
+            .bind(py)
+            .call_method1(intern!(py, "create_task"), (coro,))?;
+        Ok(())
+    };
+    if let Err(err) = run() {
+        if let Ok(hooks) = hooks::get(py) {
+            let _ = hooks.report.bind(py).call1((err.value(py),));
+        }
+        // Dropping the decision sender answers the handshake with 500.
+        session.decision.lock().take();
+    }
+}
+
+fn close_message(code: u16, reason: String) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))
+}
+
+/// Serves an upgraded connection until both sides are done.
+async fn run<S>(io: S, session: Arc<Session>, max_message: usize)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+    let (mut sink, stream) = ws.split();
+    let Some(mut outbox) = session.outbox_rx.lock().take() else {
+        return;
+    };
+    let mut reader = tokio::spawn(read(stream, session.clone()));
+    let reader_done = loop {
+        tokio::select! {
+            item = outbox.recv() => {
+                let (msg, last) = match item {
+                    Some(Outbound::Message(m)) => (m, false),
+                    Some(Outbound::Close(code, reason)) => (close_message(code, reason), true),
+                    // The handler's connection object is gone without a close.
+                    None => (close_message(1011, String::new()), true),
+                };
+                if sink.send(msg).await.is_err() || last {
+                    break false;
+                }
+            }
+            ended = &mut reader => {
+                // The reader stopped on bad input: tell the client why.
+                if let Ok(Some(code)) = ended {
+                    let _ = sink.send(close_message(code, String::new())).await;
+                }
+                break true;
+            }
+        }
+    };
+    // The handler cannot send any more: free whoever waits for room.
+    outbox.close();
+    session.finish(ABNORMAL, String::new());
+    if !reader_done
+        && tokio::time::timeout(CLOSE_TIMEOUT, &mut reader)
+            .await
+            .is_err()
+    {
+        reader.abort();
+    }
+    let _ = sink.close().await;
+}
+
+/// Reads messages into the inbox until the connection ends; returns the close code to
+/// send when it stopped because the client broke the protocol.
+async fn read<S>(
+    mut stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
+    session: Arc<Session>,
+) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        loop {
+            let room = session.space.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if session.has_space() {
+                break;
+            }
+            room.await;
+        }
+        let msg = match stream.next().await {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                let code = match e {
+                    WsError::Capacity(_) => Some(1009),
+                    WsError::Utf8(_) => Some(1007),
+                    // The connection just ended: there is nobody to tell.
+                    WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+                    WsError::Protocol(_) => Some(1002),
+                    _ => None,
+                };
+                session.finish(code.unwrap_or(ABNORMAL), String::new());
+                return code;
+            }
+            None => {
+                session.finish(ABNORMAL, String::new());
+                return None;
+            }
+        };
+        match msg {
+            Message::Text(t) => {
+                session.deliver(Inbound::Text(t.as_str().to_owned()));
+            }
+            Message::Binary(b) => {
+                session.deliver(Inbound::Binary(b));
+            }
+            Message::Close(frame) => {
+                let (code, reason) = match frame {
+                    Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
+                    None => (1005, String::new()),
+                };
+                // The codec queues the reply; reading on sends it and ends the stream.
+                session.finish(code, reason);
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+}
