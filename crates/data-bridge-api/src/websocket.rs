@@ -400,8 +400,9 @@ pub async fn handle(
         client,
         server,
         params,
-        // Forwarded headers are not applied to WebSocket handshakes (yet).
-        scheme: "ws",
+        // The handshake's HTTP scheme (`WebSocket.url` maps it to ws/wss); forwarded
+        // headers are not applied to handshakes.
+        scheme: "http",
         forwarded_host: None,
     });
     let (decision_tx, decision_rx) = oneshot::channel();
