@@ -9,6 +9,7 @@ __all__ = [
     "HTTPException",
     "RequestValidationError",
     "ResponseValidationError",
+    "ValidationException",
     "WebSocketException",
 ]
 
@@ -36,30 +37,26 @@ class HTTPException(Exception):
         )
 
 
-class RequestValidationError(ValueError):
+class ValidationException(ValueError):
+    """Validation errors in FastAPI's shape (``type``, ``loc``, ``msg``, ``input``...)."""
+
+    def __init__(self, errors: list[dict[str, Any]], *, body: Any = None) -> None:
+        super().__init__(errors)
+        self._errors = errors
+        self.body = body
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._errors
+
+
+class RequestValidationError(ValidationException):
     """The request's parameters or body failed validation; answered with 422 and
     ``{"detail": errors}`` unless an exception handler is registered for it."""
 
-    def __init__(self, errors: list[dict[str, Any]], *, body: Any = None) -> None:
-        super().__init__(errors)
-        self._errors = errors
-        self.body = body
 
-    def errors(self) -> list[dict[str, Any]]:
-        return self._errors
-
-
-class ResponseValidationError(ValueError):
+class ResponseValidationError(ValidationException):
     """A handler's return value does not match its ``response_model`` (a server
     error: the client gets 500)."""
-
-    def __init__(self, errors: list[dict[str, Any]], *, body: Any = None) -> None:
-        super().__init__(errors)
-        self._errors = errors
-        self.body = body
-
-    def errors(self) -> list[dict[str, Any]]:
-        return self._errors
 
     def __str__(self) -> str:
         return f"{len(self._errors)} validation errors for the response:\n" + "\n".join(

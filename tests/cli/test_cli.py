@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from data_bridge.config import ConfigError, load_env_file, parse_size, parse_workers
+from tests.waiting import wait_until
 
-from .conftest import Cli, free_port, http, wait_until
+from .conftest import Cli, free_port, http
 
 
 def run_cli(

@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Cli, free_port, wait_until
+from tests.waiting import wait_until
+
+from .conftest import Cli, free_port
 
 CONFIG = Path(__file__).parents[2] / "docs" / "nginx" / "data-bridge.conf"
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import Cli, children, free_port, get_raw, http, wait_until
+from tests.waiting import wait_until
+
+from .conftest import Cli, children, free_port, get_raw, http
 
 POOL_APP = """
 import os

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Cli, Load, free_port, get_raw, http, wait_until
+from tests.waiting import wait_until
+
+from .conftest import Cli, Load, free_port, get_raw, http
 
 
 def start(cli: Callable[..., Cli], *args: str, workers: int = 2) -> tuple[Cli, int]:

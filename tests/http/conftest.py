@@ -217,12 +217,3 @@ def status_of(response: bytes) -> int:
     parts = line.split(b" ", 2)
     assert len(parts) >= 2 and parts[0].startswith(b"HTTP/1."), f"not a response: {response!r}"
     return int(parts[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from data_bridge import App, Request
+from tests.waiting import wait_until
 
-from .conftest import run_server, wait_until
+from .conftest import run_server
 
 
 def make_app() -> App:

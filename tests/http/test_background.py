@@ -14,8 +14,9 @@ import pytest
 
 from data_bridge import App, Depends, JSONResponse, Response
 from data_bridge.background import BackgroundTask, BackgroundTasks
+from tests.waiting import wait_until
 
-from .conftest import run_server, wait_until
+from .conftest import run_server
 
 SLOW = 1.0
 

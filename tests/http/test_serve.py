@@ -22,8 +22,9 @@ import pytest
 import data_bridge
 import data_bridge.pyloop
 from data_bridge import App
+from tests.waiting import wait_until
 
-from .conftest import connect, recv_all, run_server_info, wait_until
+from .conftest import connect, recv_all, run_server_info
 
 SCRIPT = """
 import asyncio, pathlib, sys

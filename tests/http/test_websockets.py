@@ -30,8 +30,9 @@ from data_bridge import (
 from data_bridge.exceptions import WebSocketException
 from data_bridge.testclient import TestClient
 from data_bridge.websockets import WebSocketState
+from tests.waiting import wait_until
 
-from .conftest import run_server, wait_until
+from .conftest import run_server
 
 TIMEOUT = 5.0
 

@@ -17,6 +17,8 @@ use crate::router::{ParamKind, Router, WEBSOCKET_METHOD};
 
 /// A path parameter as Python declares it: `(name, type, choices, converter)`.
 type ParamDecl = (String, String, Option<Vec<String>>, Option<Py<PyAny>>);
+/// What the router converts per path parameter, and the Python converters.
+type SplitParams = (Vec<(String, ParamKind)>, Vec<(String, Py<PyAny>)>);
 
 /// Routes being declared (`data_bridge._native.RouteTable`).
 #[pyclass(module = "data_bridge._native", frozen)]
@@ -77,6 +79,20 @@ fn kind_of(kind: &str, choices: Option<Vec<String>>) -> PyResult<ParamKind> {
     })
 }
 
+/// Path parameter declarations split into what the router converts (name and kind)
+/// and the Python converters some of them name.
+fn split_params(params: Vec<ParamDecl>) -> PyResult<SplitParams> {
+    let mut kinds = Vec::with_capacity(params.len());
+    let mut converters = Vec::new();
+    for (name, kind, choices, converter) in params {
+        kinds.push((name.clone(), kind_of(&kind, choices)?));
+        if let Some(conv) = converter {
+            converters.push((name, conv));
+        }
+    }
+    Ok((kinds, converters))
+}
+
 #[pymethods]
 impl RouteTable {
     #[new]
@@ -112,14 +128,7 @@ impl RouteTable {
                 )))
             }
         };
-        let mut kinds = Vec::with_capacity(params.len());
-        let mut converters = Vec::new();
-        for (name, kind, choices, converter) in params {
-            kinds.push((name.clone(), kind_of(&kind, choices)?));
-            if let Some(conv) = converter {
-                converters.push((name, conv));
-            }
-        }
+        let (kinds, converters) = split_params(params)?;
         let status = StatusCode::from_u16(status_code)
             .map_err(|_| PyValueError::new_err(format!("bad status code {status_code}")))?;
         let ep = PyEndpoint {
@@ -138,14 +147,7 @@ impl RouteTable {
     /// serves one connection (see `websocket`). `params` as for `add_python`.
     #[pyo3(signature = (path, func, *, params))]
     fn add_websocket(&self, path: &str, func: Py<PyAny>, params: Vec<ParamDecl>) -> PyResult<()> {
-        let mut kinds = Vec::with_capacity(params.len());
-        let mut converters = Vec::new();
-        for (name, kind, choices, converter) in params {
-            kinds.push((name.clone(), kind_of(&kind, choices)?));
-            if let Some(conv) = converter {
-                converters.push((name, conv));
-            }
-        }
+        let (kinds, converters) = split_params(params)?;
         let ep = PyEndpoint {
             func,
             is_async: true,
