@@ -10,9 +10,10 @@ from data_bridge import status
 from data_bridge._native import __version__
 from data_bridge.app import App
 from data_bridge.background import BackgroundTasks
+from data_bridge.datastructures import UploadFile
 from data_bridge.dependencies import Depends
 from data_bridge.exceptions import HTTPException, RequestValidationError, ResponseValidationError
-from data_bridge.params import Body, Cookie, Header, Path, Query
+from data_bridge.params import Body, Cookie, File, Form, Header, Path, Query
 from data_bridge.requests import Request
 from data_bridge.responses import (
     FileResponse,
@@ -35,7 +36,9 @@ __all__ = [
     "Body",
     "Cookie",
     "Depends",
+    "File",
     "FileResponse",
+    "Form",
     "HTMLResponse",
     "HTTPException",
     "Header",
@@ -50,6 +53,7 @@ __all__ = [
     "ResponseValidationError",
     "Security",
     "StreamingResponse",
+    "UploadFile",
     "WebSocket",
     "WebSocketDisconnect",
     "__version__",

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import pydantic_core
 
 from data_bridge import _native
+from data_bridge.datastructures import Headers, UploadFile
 from data_bridge.dependencies import Depends
 from data_bridge.endpoints import Route, compile_route, compile_websocket_route
 from data_bridge.exceptions import RequestValidationError
@@ -30,8 +31,29 @@ HTML = "text/html; charset=utf-8"
 
 
 def _jsonable(value: Any) -> Any:
-    # As FastAPI's encoder: an exception in an error's ``ctx`` encodes as ``{}``.
-    return {} if isinstance(value, BaseException) else str(value)
+    # As FastAPI's encoder: an exception in an error's ``ctx`` encodes as ``{}``, an
+    # uploaded file given where text was expected as its attributes.
+    if isinstance(value, BaseException):
+        return {}
+    if isinstance(value, UploadFile):
+        return _attributes(value)
+    return str(value)
+
+
+def _attributes(value: Any) -> Any:
+    """``value`` as FastAPI's encoder renders an arbitrary object: its attributes."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _attributes(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_attributes(v) for v in value]
+    if isinstance(value, Headers):
+        return {k: value[k] for k in value}
+    try:
+        return {k: _attributes(v) for k, v in vars(value).items()}
+    except TypeError:
+        return str(value)
 
 
 def request_validation_handler(request: Request, exc: RequestValidationError) -> Response:

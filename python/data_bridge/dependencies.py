@@ -1,7 +1,7 @@
 """``Depends`` and the analysis of a callable's signature into a :class:`Dependant`:
-which parameter comes from the path, the query string, a header, a cookie, the body,
-another dependency, or is the injected ``Request`` (or ``WebSocket``), ``Response``,
-``BackgroundTasks`` or ``SecurityScopes``; and the OAuth2 scopes that
+which parameter comes from the path, the query string, a header, a cookie, the body
+(JSON or a form), another dependency, or is the injected ``Request`` (or ``WebSocket``),
+``Response``, ``BackgroundTasks`` or ``SecurityScopes``; and the OAuth2 scopes that
 ``Security(..., scopes=[...])`` requires of each dependency below it.
 
 The analysis runs once, when a route is declared; it compiles one pydantic
@@ -27,19 +27,23 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from data_bridge.background import BackgroundTasks
-from data_bridge.params import Body, Header, Param, Path, Query
+from data_bridge.datastructures import UploadFile
+from data_bridge.params import Body, File, Form, Header, Param, Path, Query
 from data_bridge.requests import HTTPConnection
 from data_bridge.responses import Response
 
 __all__ = [
     "Dependant",
     "Depends",
+    "FormModel",
     "ParamField",
     "Security",
     "SecurityBase",
     "SecurityScopes",
     "analyze",
     "analyze_depends",
+    "embed_body",
+    "is_form_body",
 ]
 
 _ORDER = {"path": 0, "query": 1, "header": 2, "cookie": 3, "body": 4}
@@ -101,6 +105,17 @@ class SecurityBase:
 
 
 @dataclass
+class FormModel:
+    """A pydantic model whose fields are form fields (``Annotated[Model, Form()]``)."""
+
+    model: type[pydantic.BaseModel]
+    # Each model field: the names it may be sent under, and whether it repeats.
+    fields: list[tuple[list[str], bool]]
+    # ``Model | None``: the parameter is ``None`` when none of its fields was sent.
+    optional: bool
+
+
+@dataclass
 class ParamField:
     """One value read from the request and validated by its own ``TypeAdapter``."""
 
@@ -113,6 +128,9 @@ class ParamField:
     embed: bool | None = None
     # The declared type with its non-marker ``Annotated`` metadata (for documentation).
     annotation: Any = None
+    # ``File()`` typed ``bytes`` (or a list of them): given the files' content.
+    file_bytes: bool = False
+    form_model: FormModel | None = None
 
     @property
     def required(self) -> bool:
@@ -225,6 +243,45 @@ def _is_query_type(t: Any) -> bool:
     return False
 
 
+def _is_type(t: Any, cls: type) -> bool:
+    return isinstance(t, type) and issubclass(t, cls)
+
+
+def _union_args(t: Any) -> tuple[Any, ...]:
+    return get_args(t) if get_origin(t) in (Union, types.UnionType) else (t,)
+
+
+def _is_of(t: Any, cls: type) -> bool:
+    """``cls``, or a union with it (``UploadFile | None``), or a sequence of it."""
+    for arg in _union_args(t):
+        if _is_type(arg, cls):
+            return True
+        if _is_sequence(arg) and any(_is_type(a, cls) for a in get_args(_strip_optional(arg))):
+            return True
+    return False
+
+
+def _form_model(t: Any) -> FormModel | None:
+    args = _union_args(t)
+    models = [a for a in args if a is not type(None)]
+    if len(models) != 1 or not _is_type(models[0], pydantic.BaseModel):
+        return None
+    model = models[0]
+    fields = []
+    for name, info in model.model_fields.items():
+        choices = info.validation_alias
+        if isinstance(choices, pydantic.AliasChoices) and all(
+            isinstance(c, str) for c in choices.choices
+        ):
+            names = [str(c) for c in choices.choices]
+        elif isinstance(choices, str):
+            names = [choices]
+        else:
+            names = [info.alias or name]
+        fields.append((names, _is_sequence(info.annotation)))
+    return FormModel(model, fields, optional=len(args) > 1)
+
+
 def _injected(t: Any, cls: type) -> bool:
     return isinstance(t, type) and issubclass(t, cls)
 
@@ -295,6 +352,8 @@ def analyze(
                 continue
             if p.name in path_names:
                 marker = Path()
+            elif _is_of(annotation, UploadFile):
+                marker = File()
             elif _is_query_type(annotation):
                 marker = Query()
             else:
@@ -342,7 +401,28 @@ def _param_field(
         is_sequence=_is_sequence(annotation),
         embed=marker.embed if isinstance(marker, Body) else None,
         annotation=Annotated[(annotation, *extra)] if extra else annotation,
+        file_bytes=isinstance(marker, File) and _is_of(annotation, bytes),
+        form_model=(
+            _form_model(annotation) if isinstance(marker, Form) and not marker.embed else None
+        ),
     )
+
+
+def is_form_body(bodies: list[ParamField]) -> bool:
+    """Whether the body is read as a form: some body parameter is a ``Form``/``File``."""
+    return any(isinstance(f.info, Form) for f in bodies)
+
+
+def embed_body(bodies: list[ParamField]) -> bool:
+    """Whether the body is an object holding each body parameter under its name (else
+    it is the one parameter's value): with several parameters, with ``embed=True``,
+    and for a form, unless its one parameter is a model of the form's fields."""
+    if not bodies:
+        return False
+    first = bodies[0]
+    if len({f.name for f in bodies}) > 1 or first.embed:
+        return True
+    return isinstance(first.info, Form) and first.form_model is None
 
 
 def flat_body_fields(dependant: Dependant) -> list[ParamField]:

@@ -31,7 +31,15 @@ import pydantic
 import pydantic_core
 
 from data_bridge import reporting
-from data_bridge.dependencies import Dependant, flat_body_fields, path_only
+from data_bridge.background import BackgroundTask, BackgroundTasks
+from data_bridge.datastructures import FormData
+from data_bridge.dependencies import (
+    Dependant,
+    embed_body,
+    flat_body_fields,
+    is_form_body,
+    path_only,
+)
 from data_bridge.exceptions import (
     HTTPException,
     RequestValidationError,
@@ -183,7 +191,8 @@ def compile_route(
         dependencies=[*((None, d) for d in route.route_dependants), *dependant.dependencies],
     )
     run = _Runner(route, root, app, handlers, status, model, middleware)
-    buffer = bool(flat_body_fields(root))
+    # A form is parsed as it streams in (its files may be large).
+    buffer = run.has_body and not run.form
     if run.is_async:
         return Route(
             route.methods,
@@ -238,12 +247,17 @@ class _Runner:
         self.output = _Output(model, route.output_options, self.json_class) if model else None
         bodies = flat_body_fields(root)
         self.has_body = bool(bodies)
-        self.embed = len({f.name for f in bodies}) > 1 or any(f.embed for f in bodies)
+        self.form = is_form_body(bodies)
+        self.embed = embed_body(bodies)
         handler_async = any(inspect.iscoroutinefunction(h) for h in handlers.values())
         self.endpoint_async = root.is_async
         self.in_process_pool = route.executor == "process"
         self.is_async = (
-            root.needs_async or handler_async or middleware is not None or self.in_process_pool
+            root.needs_async
+            or handler_async
+            or middleware is not None
+            or self.in_process_pool
+            or self.form  # reading the form awaits the body
         )
 
     def _finish(self, raw: Any, ctx: Context) -> Any:
@@ -283,8 +297,21 @@ class _Runner:
         return await self._process(Request(native, self.app), offload)
 
     async def _process(self, request: Request, offload: bool) -> Any:
+        result = None
         try:
-            body = read_body(request) if self.has_body else UNSET
+            result = await self._solve_and_call(request, offload)
+            return result
+        finally:
+            # The form of a form route, or one the handler read with request.form().
+            if request._form is not None:
+                await _close_form(request._form, result)
+
+    async def _solve_and_call(self, request: Request, offload: bool) -> Any:
+        try:
+            if self.form:
+                body: Any = await request.form()
+            else:
+                body = read_body(request) if self.has_body else UNSET
             async with contextlib.AsyncExitStack() as stack:
                 overrides = self.overrides if self.overrides and self.overrides.mapping else None
                 ctx = Context(request, body, self.embed, stack, overrides)
@@ -333,6 +360,15 @@ class _Runner:
             # has no loop of its own, so the request gets a short-lived one.
             return asyncio.run(self._handle(native, offload=False))
         return run_sync(self._handle(native, offload=False))
+
+
+async def _close_form(form: FormData, result: Any) -> None:
+    """Closes the uploaded files once the handler is done with them: at once, or after
+    the response's background work, which may still read them (as in FastAPI)."""
+    if isinstance(result, Response) and result.background is not None:
+        result.background = BackgroundTasks([result.background, BackgroundTask(form.close)])
+        return
+    await form.close()
 
 
 def http_exception_response(exc: HTTPException) -> Response:

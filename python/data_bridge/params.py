@@ -1,5 +1,5 @@
-"""Where a handler parameter comes from: ``Query``, ``Header``, ``Cookie``, ``Path`` and
-``Body`` markers, used as a default (``q: int = Query(5, ge=1)``) or inside
+"""Where a handler parameter comes from: ``Query``, ``Header``, ``Cookie``, ``Path``,
+``Body``, ``Form`` and ``File`` markers, used as a default (``q: int = Query(5, ge=1)``) or inside
 ``Annotated`` (``q: Annotated[int, Query(ge=1)] = 5``).
 
 Each marker is a pydantic ``FieldInfo``, so its constraints (``ge``, ``max_length``,
@@ -13,7 +13,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-__all__ = ["Body", "Cookie", "Header", "Param", "Path", "Query"]
+__all__ = ["Body", "Cookie", "File", "Form", "Header", "Param", "Path", "Query"]
 
 
 class Param(FieldInfo):
@@ -122,3 +122,32 @@ class Body(Param):
         self.embed = embed
         self.media_type = media_type
         super().__init__(default, **kw)
+
+
+class Form(Body):
+    """A field of a form body (``application/x-www-form-urlencoded`` or
+    ``multipart/form-data``). With a pydantic model as its type, each of the model's
+    fields is a form field."""
+
+    def __init__(
+        self,
+        default: Any = PydanticUndefined,
+        *,
+        media_type: str = "application/x-www-form-urlencoded",
+        **kw: Any,
+    ) -> None:
+        super().__init__(default, media_type=media_type, **kw)
+
+
+class File(Form):
+    """A file of a ``multipart/form-data`` body: an ``UploadFile`` (or a list of them),
+    or its content as ``bytes``."""
+
+    def __init__(
+        self,
+        default: Any = PydanticUndefined,
+        *,
+        media_type: str = "multipart/form-data",
+        **kw: Any,
+    ) -> None:
+        super().__init__(default, media_type=media_type, **kw)

@@ -4,69 +4,16 @@ from __future__ import annotations
 
 import http.cookies
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
-from urllib.parse import parse_qsl
 
 from data_bridge import _native
+from data_bridge.datastructures import FormData, Headers, QueryParams
+from data_bridge.exceptions import HTTPException
+from data_bridge.formparsers import MAX_PART_SIZE, FormError, parse_form
 from data_bridge.url import URL
 
 __all__ = ["HTTPConnection", "Headers", "QueryParams", "Request", "State"]
-
-
-class Headers:
-    """Case-insensitive, multi-valued request headers."""
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self._pairs = pairs
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for k, v in self._pairs:
-            if k == name:
-                return v
-        return default
-
-    def getlist(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self._pairs if k == name]
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
-
-    def keys(self) -> list[str]:
-        return [k for k, _ in self._pairs]
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._pairs)
-
-    def __iter__(self) -> Any:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-
-class QueryParams(Headers):
-    """Multi-valued query parameters (case-sensitive names)."""
-
-    def __init__(self, query_string: str) -> None:
-        super().__init__(parse_qsl(query_string, keep_blank_values=True))
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        for k, v in reversed(self._pairs):
-            if k == name:
-                return v
-        return default
-
-    def getlist(self, name: str) -> list[str]:
-        return [v for k, v in self._pairs if k == name]
 
 
 class State:
@@ -147,6 +94,7 @@ class Request(HTTPConnection):
         super().__init__(native, app)
         self._body: bytes | None = None
         self._stream_consumed = False
+        self._form: FormData | None = None
 
     @property
     def method(self) -> str:
@@ -194,3 +142,66 @@ class Request(HTTPConnection):
 
     async def json(self) -> Any:
         return json.loads(await self.body())
+
+    def form(
+        self,
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,
+        max_part_size: int = MAX_PART_SIZE,
+    ) -> _FormReading:
+        """The body parsed as a form (``multipart/form-data`` or
+        ``application/x-www-form-urlencoded``; empty under any other content type),
+        read from :meth:`stream` as it arrives. Await it, or use it as ``async with``
+        to close the uploaded files at the end of the block.
+
+        A malformed body, more than ``max_files`` files, more than ``max_fields`` text
+        fields or a text field over ``max_part_size`` bytes raises
+        ``HTTPException(400)``. The form is kept: later calls return it.
+        """
+        return _FormReading(self, max_files, max_fields, max_part_size)
+
+    async def _read_form(
+        self, max_files: int | float, max_fields: int | float, max_part_size: int
+    ) -> FormData:
+        if self._form is None:
+            try:
+                self._form = await parse_form(
+                    self.headers,
+                    self.stream(),
+                    max_files=max_files,
+                    max_fields=max_fields,
+                    max_part_size=max_part_size,
+                )
+            except FormError as exc:
+                raise HTTPException(400, exc.message) from None
+        return self._form
+
+    async def close(self) -> None:
+        """Closes the files of the form, if it was read."""
+        if self._form is not None:
+            await self._form.close()
+
+
+class _FormReading:
+    """What ``request.form()`` returns: awaitable, or an async context manager that
+    closes the form's files on exit."""
+
+    def __init__(
+        self,
+        request: Request,
+        max_files: int | float,
+        max_fields: int | float,
+        max_part_size: int,
+    ) -> None:
+        self._request = request
+        self._limits = (max_files, max_fields, max_part_size)
+
+    def __await__(self) -> Generator[Any, None, FormData]:
+        return self._request._read_form(*self._limits).__await__()
+
+    async def __aenter__(self) -> FormData:
+        return await self._request._read_form(*self._limits)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._request.close()

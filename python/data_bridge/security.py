@@ -4,6 +4,9 @@ request, and answers a request without them with FastAPI's exact 401, ``{"detail
 "Not authenticated"}`` and ``WWW-Authenticate`` challenge, or returns ``None`` when
 ``auto_error=False``.
 
+``OAuth2PasswordRequestForm`` (and its strict variant) is the dependency that reads the
+form of an OAuth2 password-flow token request.
+
 Each scheme also carries its OpenAPI Security Scheme Object (``model``, a dict) and
 ``scheme_name`` (the class name unless given), from which the OpenAPI document declares
 it under ``components.securitySchemes``.
@@ -13,12 +16,13 @@ from __future__ import annotations
 
 import binascii
 from base64 import b64decode
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 
 from data_bridge.dependencies import Security, SecurityBase, SecurityScopes
 from data_bridge.exceptions import HTTPException
+from data_bridge.params import Form
 from data_bridge.requests import Request
 
 __all__ = [
@@ -30,6 +34,8 @@ __all__ = [
     "HTTPBasicCredentials",
     "HTTPBearer",
     "OAuth2PasswordBearer",
+    "OAuth2PasswordRequestForm",
+    "OAuth2PasswordRequestFormStrict",
     "Security",
     "SecurityBase",
     "SecurityScopes",
@@ -185,6 +191,53 @@ class OAuth2PasswordBearer(_Scheme):
                 raise _not_authenticated("Bearer")
             return None
         return param
+
+
+class OAuth2PasswordRequestForm:
+    """The form of an OAuth2 password-flow token request, as a dependency (``form:
+    Annotated[OAuth2PasswordRequestForm, Depends()]``): ``username`` and ``password``,
+    the requested ``scopes`` (sent space-separated as ``scope``), and the optional
+    ``grant_type`` (``"password"`` if sent), ``client_id`` and ``client_secret``."""
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form(json_schema_extra={"format": "password"})],
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
+    ) -> None:
+        self.grant_type = grant_type
+        self.username = username
+        self.password = password
+        self.scopes = scope.split()
+        self.client_id = client_id
+        self.client_secret = client_secret
+
+
+class OAuth2PasswordRequestFormStrict(OAuth2PasswordRequestForm):
+    """:class:`OAuth2PasswordRequestForm` that requires ``grant_type=password``, as the
+    OAuth2 specification does."""
+
+    def __init__(
+        self,
+        grant_type: Annotated[str, Form(pattern="^password$")],
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form()] = None,
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
 
 
 class _APIKey(_Scheme):

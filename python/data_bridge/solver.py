@@ -3,6 +3,10 @@ with its precompiled ``TypeAdapter``, run the dependencies (once each per reques
 ``use_cache=False``) and collect every validation error, located as FastAPI locates
 them (``["query", "limit"]``, ``["body", "price"]``).
 
+A form body (:class:`~data_bridge.datastructures.FormData`) is read as FastAPI reads
+it: each body parameter by its name, an empty text field or an empty file input as
+absent, a model's fields (and any other field sent) collected into one object.
+
 Solving is written once, as coroutines; a route whose dependencies are all plain
 functions drives them with :func:`run_sync`, since nothing in them ever suspends.
 """
@@ -19,7 +23,8 @@ import pydantic
 import pydantic_core
 
 from data_bridge.background import BackgroundTasks
-from data_bridge.dependencies import Dependant, ParamField, SecurityScopes, analyze
+from data_bridge.datastructures import FormData, UploadFile
+from data_bridge.dependencies import Dependant, FormModel, ParamField, SecurityScopes, analyze
 from data_bridge.exceptions import RequestValidationError
 from data_bridge.requests import HTTPConnection, Request
 from data_bridge.responses import Response
@@ -194,8 +199,73 @@ def _raw(f: ParamField, ctx: Context) -> tuple[Any, tuple[Any, ...]]:
 _NOT_OBJECT: Any = _Unset()
 
 
+def _is_empty_file(value: Any) -> bool:
+    # What a browser sends for a file input left empty.
+    return isinstance(value, UploadFile) and value.filename == "" and value.size == 0
+
+
+def _form_entry(form: FormData, name: str, is_sequence: bool) -> Any:
+    """The value sent under ``name``, ``UNSET`` when absent or empty."""
+    if is_sequence:
+        many = [v for v in form.getlist(name) if not _is_empty_file(v)]
+        return many if many else UNSET
+    value = form.get(name)
+    if value is None or value == "" or _is_empty_file(value):
+        return UNSET
+    return value
+
+
+async def _content(upload: UploadFile) -> bytes:
+    # Read without moving the file: another parameter may receive the same upload.
+    position = upload.file.tell()
+    try:
+        return await upload.read()
+    finally:
+        await upload.seek(position)
+
+
+def _form_object(model: FormModel, form: FormData) -> Any:
+    """The object a form model validates: its fields, then every other field sent (a
+    repeated one as a list), for the model's ``extra`` policy to judge."""
+    value: dict[str, Any] = {}
+    known: set[str] = set()
+    for names, is_sequence in model.fields:
+        known.update(names)
+        for name in names:
+            entry = _form_entry(form, name, is_sequence)
+            if entry is not UNSET:
+                value[name] = entry
+                break
+    if model.optional and not known.intersection(form):
+        extra = model.model.model_config.get("extra")
+        if extra not in ("allow", "forbid") or not len(form):
+            return UNSET
+    others: dict[str, list[Any]] = {}
+    for name, item in form.multi_items():
+        if name not in known:
+            others.setdefault(name, []).append(item)
+    for name, items in others.items():
+        value[name] = items[0] if len(items) == 1 else items
+    return value
+
+
+async def _form_raw(f: ParamField, form: FormData) -> tuple[Any, tuple[Any, ...]]:
+    if f.form_model is not None:
+        return _form_object(f.form_model, form), ("body",)
+    value = _form_entry(form, f.alias, f.is_sequence)
+    if f.file_bytes:
+        if isinstance(value, UploadFile):
+            value = await _content(value)
+        elif isinstance(value, list):
+            value = [await _content(v) if isinstance(v, UploadFile) else v for v in value]
+    return value, ("body", f.alias)
+
+
 def _validate(f: ParamField, ctx: Context, errors: list[dict[str, Any]]) -> Any:
-    value, loc = _raw(f, ctx)
+    return _check(f, *_raw(f, ctx), errors)
+
+
+def _check(f: ParamField, value: Any, loc: tuple[Any, ...], errors: list[dict[str, Any]]) -> Any:
     if value is _NOT_OBJECT:
         errors.append(missing(loc))
         return UNSET
@@ -245,8 +315,12 @@ async def solve(dep: Dependant, ctx: Context) -> tuple[dict[str, Any], list[dict
             ctx.cache[key] = value
         if name is not None:
             values[name] = value
+    form = ctx.body if isinstance(ctx.body, FormData) else None
     for f in dep.fields:
-        value = _validate(f, ctx, errors)
+        if form is not None and f.source == "body":
+            value = _check(f, *await _form_raw(f, form), errors)
+        else:
+            value = _validate(f, ctx, errors)
         if value is not UNSET:
             values[f.name] = value
     if dep.request_name is not None:

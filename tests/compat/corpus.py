@@ -29,13 +29,17 @@ Pointer = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Call:
-    """One request. ``differs`` maps an aspect of the reply (see ``ASPECTS``) to why
-    data-bridge's answer is allowed to differ there."""
+    """One request. ``data`` is sent as form fields, ``files`` (httpx's form: ``[(field,
+    (filename, content, content type)), ...]``) with them as ``multipart/form-data``.
+    ``differs`` maps an aspect of the reply (see ``ASPECTS``) to why data-bridge's answer
+    is allowed to differ there."""
 
     method: str
     path: str
     json: Any = None
     content: bytes | str | None = None
+    data: dict[str, Any] | None = None
+    files: list[tuple[str, Any]] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
     differs: dict[str, str] = field(default_factory=dict)

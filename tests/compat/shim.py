@@ -13,6 +13,8 @@ NAMES = [
     "Body",
     "Cookie",
     "Depends",
+    "File",
+    "Form",
     "HTMLResponse",
     "HTTPException",
     "Header",
@@ -25,6 +27,7 @@ NAMES = [
     "RequestValidationError",
     "Response",
     "Security",
+    "UploadFile",
 ]
 
 FLAVORS = ("fastapi", "data_bridge")

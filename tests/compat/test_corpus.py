@@ -70,7 +70,13 @@ def _send(client: httpx.Client, call: Call) -> httpx.Response:
     if call.cookies:
         headers["cookie"] = "; ".join(f"{k}={v}" for k, v in call.cookies.items())
     return client.request(
-        call.method, call.path, json=call.json, content=call.content, headers=headers
+        call.method,
+        call.path,
+        json=call.json,
+        content=call.content,
+        data=call.data,
+        files=call.files,
+        headers=headers,
     )
 
 

@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 import pydantic
 
-from data_bridge.dependencies import Dependant, ParamField, SecurityBase
-from data_bridge.params import Body
+from data_bridge.dependencies import Dependant, ParamField, SecurityBase, embed_body
+from data_bridge.params import Body, File, Form
 from data_bridge.responses import JSONResponse, Response
 from data_bridge.routing import DEFAULT, APIRoute
 
@@ -132,14 +132,29 @@ def _response_model(route: APIRoute) -> Any:
     return annotation or None
 
 
+def _media_type(bodies: list[ParamField], embed: bool) -> str:
+    """The request body's media type, chosen as FastAPI chooses it."""
+    if not embed:
+        info = bodies[0].info
+        return info.media_type if isinstance(info, Body) else "application/json"
+    if any(isinstance(f.info, File) for f in bodies):
+        return "multipart/form-data"
+    forms = [f.info.media_type for f in bodies if isinstance(f.info, Form)]
+    if forms:
+        if "multipart/form-data" in forms:
+            return "multipart/form-data"
+        return forms[0] if len(set(forms)) == 1 else "application/x-www-form-urlencoded"
+    media_types = {f.info.media_type for f in bodies if isinstance(f.info, Body)}
+    return media_types.pop() if len(media_types) == 1 else "application/json"
+
+
 def _body_field(bodies: list[ParamField], unique_id: str) -> tuple[SchemaField, bool, str]:
     """The request body's schema field, whether it is required and its media type. Several
-    body parameters (or an embedded one) are one object, ``Body_<operation id>``."""
-    names = {f.name for f in bodies}
+    body parameters (or an embedded one, or form fields) are one object,
+    ``Body_<operation id>``."""
     first = bodies[0]
-    embed = len(names) > 1 or bool(first.embed)
-    media_types = {f.info.media_type for f in bodies if isinstance(f.info, Body)}
-    media_type = media_types.pop() if len(media_types) == 1 else "application/json"
+    embed = embed_body(bodies)
+    media_type = _media_type(bodies, embed)
     if not embed:
         schema_field = SchemaField(first.alias, first.adapter.core_schema, title=first.info.title)
         return schema_field, first.required, media_type
