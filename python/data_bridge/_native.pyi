@@ -276,6 +276,10 @@ class RouteTable:
         self, prefix: str, directory: str | os.PathLike[str], *, html: bool = False
     ) -> None:
         """Serves the files below ``directory`` at ``{prefix}/{path:path}`` from Rust."""
+    def add_middleware(self, kind: str, options: dict[str, Any]) -> None:
+        """Adds a built-in middleware layer (``"cors"``, ``"compress"``,
+        ``"trusted_host"``, ``"https_redirect"`` or ``"request_id"``) inside those
+        already added."""
 
 @final
 class Server:

@@ -16,7 +16,8 @@ from data_bridge.dependencies import Depends
 from data_bridge.endpoints import Route, compile_route, compile_websocket_route
 from data_bridge.exceptions import RequestValidationError
 from data_bridge.lifespan import Lifespan, LifespanFactory
-from data_bridge.middleware import BaseHTTPMiddleware, Middleware, build_stack
+from data_bridge.middleware.base import BaseHTTPMiddleware, Middleware, build_stack
+from data_bridge.middleware.native import NativeMiddleware, native_class
 from data_bridge.openapi import docs, openapi_document
 from data_bridge.process_pool import ProcessPool
 from data_bridge.requests import Request, State
@@ -126,6 +127,8 @@ class App:
         self._probes: list[tuple[str, str]] = [("/health", "health"), ("/ready", "ready")]
         self.lifespan = Lifespan(lifespan)
         self.user_middleware: list[Middleware] = []
+        # Built-in layers run by the server in Rust, outermost first.
+        self.native_middleware: list[NativeMiddleware] = []
         # Dependency -> replacement, read at each request (as FastAPI; used by tests).
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.metrics = metrics
@@ -296,7 +299,14 @@ class App:
 
     def add_middleware(self, middleware_class: type[Any], **options: Any) -> None:
         """Adds a ``BaseHTTPMiddleware``-style class, built as
-        ``middleware_class(next, **options)``; the last added runs first (outermost)."""
+        ``middleware_class(next, **options)``, or a built-in one (see
+        :mod:`data_bridge.middleware`; Starlette's classes of the same names stand for
+        them), which the server runs in Rust. The last added runs first (outermost);
+        the built-in layers always wrap the Python ones."""
+        native = native_class(middleware_class)
+        if native is not None:
+            self.native_middleware.insert(0, native(**options))
+            return
         self.user_middleware.insert(0, Middleware(middleware_class, **options))
 
     def middleware(self, middleware_type: str) -> Callable[[F], F]:
@@ -335,6 +345,8 @@ class App:
     def route_table(self) -> _native.RouteTable:
         """The native route table; conflicting routes raise ``ValueError`` here."""
         table = _native.RouteTable()
+        for layer in self.native_middleware:
+            table.add_middleware(layer.kind, layer.native_options())
         routes = self.routes
         taken = {(m, r.path) for r in routes for m in r.methods}
         for path, kind in self._probes:

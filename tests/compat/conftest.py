@@ -52,5 +52,6 @@ def run_flavor(flavor: str, app: Any) -> Iterator[str]:
         with run_uvicorn(app) as url:
             yield url
     else:
-        with run_server(app) as url:
+        # As uvicorn by default: X-Forwarded-* from 127.0.0.1 are applied.
+        with run_server(app, proxy_headers=True, forwarded_allow_ips="127.0.0.1") as url:
             yield url

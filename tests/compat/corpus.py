@@ -7,7 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The parts of a reply an allowance may exempt from comparison.
-ASPECTS = ("status", "body", "content-type", "allow", "location", "set-cookie", "x-headers")
+ASPECTS = (
+    "status",
+    "body",
+    "content-type",
+    "allow",
+    "location",
+    "set-cookie",
+    "x-headers",
+    "access-control",
+    "vary",
+    "content-encoding",
+)
 
 
 # The one systematic difference: data-bridge's 405 names every method the path serves.

@@ -5,6 +5,7 @@ so each corpus app is written once, as ``build(api)``."""
 from __future__ import annotations
 
 import functools
+import importlib
 import types
 
 NAMES = [
@@ -27,8 +28,17 @@ NAMES = [
     "RequestValidationError",
     "Response",
     "Security",
+    "StreamingResponse",
     "UploadFile",
 ]
+
+# Built-in middleware: ``fastapi.middleware.<module>`` or ``data_bridge.middleware.<module>``.
+MIDDLEWARE = {
+    "CORSMiddleware": "cors",
+    "GZipMiddleware": "gzip",
+    "HTTPSRedirectMiddleware": "httpsredirect",
+    "TrustedHostMiddleware": "trustedhost",
+}
 
 FLAVORS = ("fastapi", "data_bridge")
 
@@ -36,9 +46,15 @@ FLAVORS = ("fastapi", "data_bridge")
 TITLE = "Corpus"
 
 
+def _add_middleware(api: types.SimpleNamespace, package: str) -> None:
+    for name, module in MIDDLEWARE.items():
+        setattr(api, name, getattr(importlib.import_module(f"{package}.{module}"), name))
+
+
 def load(flavor: str) -> types.SimpleNamespace:
     """The names the corpus apps use, from ``flavor``; ``App`` is the application class,
-    ``BaseHTTPMiddleware`` the base of middleware classes."""
+    ``BaseHTTPMiddleware`` the base of middleware classes, and the built-in middleware
+    classes come from the flavour's ``middleware`` package."""
     if flavor == "fastapi":
         import fastapi
         import fastapi.responses
@@ -53,6 +69,7 @@ def load(flavor: str) -> types.SimpleNamespace:
             if name == "RequestValidationError":
                 source = fastapi.exceptions
             setattr(api, name, getattr(source, name))
+        _add_middleware(api, "fastapi.middleware")
         return api
     if flavor == "data_bridge":
         import data_bridge
@@ -64,5 +81,6 @@ def load(flavor: str) -> types.SimpleNamespace:
         api.security = data_bridge.security
         for name in NAMES:
             setattr(api, name, getattr(data_bridge, name))
+        _add_middleware(api, "data_bridge.middleware")
         return api
     raise ValueError(f"unknown flavor {flavor!r}")

@@ -7,7 +7,9 @@
 //! a Rust future. Files, static or returned as `FileResponse`, are served by
 //! [`files`]; WebSocket handshakes and connections by [`websocket`]. When enabled, each
 //! request is counted in [`metrics`] and logged by [`access_log`] as it completes
-//! ([`completion`]), and forwarded headers from trusted proxies are applied by [`proxy`].
+//! ([`completion`]), forwarded headers from trusted proxies are applied by [`proxy`],
+//! and the built-in [`middleware`] (CORS, compression, trusted hosts, HTTPS redirect,
+//! request ids) wraps every request.
 
 pub mod access_log;
 pub mod background;
@@ -20,6 +22,7 @@ pub mod errors;
 pub mod files;
 pub mod hooks;
 pub mod metrics;
+pub mod middleware;
 pub mod mime;
 pub mod proxy;
 pub mod request;

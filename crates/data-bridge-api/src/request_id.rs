@@ -14,11 +14,11 @@ pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest incoming id that is kept as is.
 pub const MAX_LEN: usize = 128;
 
-/// The id of the request with `headers`: the incoming one if it is 1 to
-/// [`MAX_LEN`] visible ASCII characters, else a new one, which is then added to
-/// `headers` so the handler sees the same id.
-pub fn assign(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(given) = headers.get(&HEADER) {
+/// The id of the request with `headers`, carried in header `name`: the incoming one
+/// if it is 1 to [`MAX_LEN`] visible ASCII characters, else a new one, which is then
+/// added to `headers` so the handler sees the same id.
+pub fn assign(name: &HeaderName, headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(given) = headers.get(name) {
         let bytes = given.as_bytes();
         if !bytes.is_empty()
             && bytes.len() <= MAX_LEN
@@ -28,7 +28,7 @@ pub fn assign(headers: &mut HeaderMap) -> HeaderValue {
         }
     }
     let id = generate();
-    headers.insert(HEADER.clone(), id.clone());
+    headers.insert(name.clone(), id.clone());
     id
 }
 
@@ -63,18 +63,18 @@ mod tests {
     fn keeps_a_usable_incoming_id() {
         let mut h = HeaderMap::new();
         h.insert(HEADER.clone(), HeaderValue::from_static("abc-123"));
-        assert_eq!(assign(&mut h), "abc-123");
+        assert_eq!(assign(&HEADER, &mut h), "abc-123");
     }
 
     #[test]
     fn replaces_a_missing_or_unusable_id() {
         let mut h = HeaderMap::new();
-        let id = assign(&mut h);
+        let id = assign(&HEADER, &mut h);
         assert_eq!(id.len(), 32);
         assert_eq!(h.get(&HEADER), Some(&id));
         let mut h = HeaderMap::new();
         h.insert(HEADER.clone(), HeaderValue::from_static("has space"));
-        assert_ne!(assign(&mut h), "has space");
+        assert_ne!(assign(&HEADER, &mut h), "has space");
         assert_ne!(generate(), generate());
     }
 }

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use crate::endpoint::{CallMode, Constant, Endpoint, PyEndpoint};
 use crate::errors::ApiError;
 use crate::files::StaticDir;
+use crate::middleware::Stack;
 use crate::router::{ParamKind, Router, WEBSOCKET_METHOD};
 
 /// A path parameter as Python declares it: `(name, type, choices, converter)`.
@@ -24,6 +25,8 @@ type SplitParams = (Vec<(String, ParamKind)>, Vec<(String, Py<PyAny>)>);
 #[pyclass(module = "data_bridge._native", frozen)]
 pub struct RouteTable {
     router: Mutex<Option<Router<Endpoint>>>,
+    /// The built-in middleware, outermost first (see [`crate::middleware`]).
+    middleware: Mutex<Stack>,
 }
 
 impl RouteTable {
@@ -53,7 +56,21 @@ impl RouteTable {
         ))?;
         Ok(RouteTable {
             router: Mutex::new(Some(router)),
+            middleware: Mutex::new(std::mem::take(&mut *self.middleware.lock())),
         })
+    }
+
+    /// Changes the middleware stack (while routes are still being declared).
+    pub fn with_middleware<T>(&self, f: impl FnOnce(&mut Stack) -> PyResult<T>) -> PyResult<T> {
+        if self.router.lock().is_none() {
+            return Err(ApiError::State("the route table was already used by a server").into());
+        }
+        f(&mut self.middleware.lock())
+    }
+
+    /// The middleware stack (for the server).
+    pub fn take_middleware(&self) -> Stack {
+        std::mem::take(&mut *self.middleware.lock())
     }
 
     /// The router (for the server).
@@ -99,6 +116,7 @@ impl RouteTable {
     fn py_new() -> Self {
         RouteTable {
             router: Mutex::new(Some(Router::default())),
+            middleware: Mutex::new(Stack::default()),
         }
     }
 

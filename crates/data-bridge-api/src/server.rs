@@ -390,6 +390,7 @@ impl Server {
             self.debug,
             self.background.clone(),
         );
+        let middleware = table.take_middleware();
         let router = table.into_router();
         let metrics = router
             .endpoints()
@@ -418,6 +419,7 @@ impl Server {
                 access_log,
             },
             proxies: self.proxies.clone(),
+            middleware,
         });
         let _guard = runtime::get().enter();
         let adopted = fd.map(adopt_fd).transpose()?;

@@ -2,7 +2,7 @@
 //! assign a request id, route in Rust, answer native routes at once, read a small body
 //! within its limit (or leave a large one for the handler to stream), hand Python
 //! routes to the dispatcher, and turn every failure into its status code with a JSON
-//! body. With metrics or the access log on, the response carries a [`Completion`] that
+//! body; the built-in middleware ([`crate::middleware`]) wraps all of it. With metrics or the access log on, the response carries a [`Completion`] that
 //! records the request once it is sent.
 
 use std::net::SocketAddr;
@@ -21,6 +21,7 @@ use crate::conditional::Conditions;
 use crate::dispatch::Dispatcher;
 use crate::endpoint::{CallMode, Endpoint, PyEndpoint};
 use crate::errors::{json_response, ApiError};
+use crate::middleware::{Head, Stack};
 use crate::proxy::{Forwarded, TrustedProxies};
 use crate::request::RequestData;
 use crate::request_body::{RequestBody, PREREAD_LIMIT};
@@ -55,6 +56,8 @@ pub struct AppState {
     pub observers: Observers,
     /// Peers whose `X-Forwarded-*` headers are applied (`None`: proxy headers off).
     pub proxies: Option<TrustedProxies>,
+    /// The built-in middleware.
+    pub middleware: Stack,
 }
 
 fn status_json(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -94,26 +97,31 @@ pub async fn handle(
         .and_then(|trusted| trusted.resolve(peer, req.headers()))
         .unwrap_or_default();
     let client = forwarded.client.or(peer);
+    let logging = state.observers.access_log.is_some();
+    // Ids go with the access log (to match its lines with the client's) or with
+    // `RequestIDMiddleware`.
+    let id = state
+        .middleware
+        .request_id_header(logging)
+        .map(|name| (name, request_id::assign(name, req.headers_mut())));
     if !state.observers.any() {
-        let response = respond(&state, req, client, server, forwarded, &mut None).await;
+        let mut response = layered(&state, req, client, server, forwarded, &mut None).await;
+        if let Some((name, id)) = id {
+            response.headers_mut().insert(name.clone(), id);
+        }
         state.served.fetch_add(1, Ordering::Relaxed);
         return response;
     }
-    let logging = state.observers.access_log.is_some();
     let target = logging.then(|| {
         req.uri()
             .path_and_query()
             .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned())
     });
     let mut done = Completion::start(state.clone(), req.method(), req.version(), target, client);
-    // Ids go with the access log: they exist to match its lines with the client's.
-    let id = logging.then(|| request_id::assign(req.headers_mut()));
-    let mut response = respond(&state, req, client, server, forwarded, &mut done.route).await;
-    if let Some(id) = id {
-        response
-            .headers_mut()
-            .insert(request_id::HEADER.clone(), id.clone());
-        done.request_id = Some(id);
+    let mut response = layered(&state, req, client, server, forwarded, &mut done.route).await;
+    if let Some((name, id)) = id {
+        response.headers_mut().insert(name.clone(), id.clone());
+        done.request_id = logging.then_some(id);
     }
     state.served.fetch_add(1, Ordering::Relaxed);
     done.attach(response)
@@ -135,6 +143,33 @@ fn metrics_response(state: &AppState) -> Response<Body> {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     resp
+}
+
+/// [`respond`] inside the built-in middleware, which may answer first.
+async fn layered(
+    state: &AppState,
+    req: Request<Incoming>,
+    client: Option<SocketAddr>,
+    server: Option<SocketAddr>,
+    forwarded: Forwarded,
+    route: &mut Option<usize>,
+) -> Response<Body> {
+    if state.middleware.is_empty() {
+        return respond(state, req, client, server, forwarded, route).await;
+    }
+    let head = Head {
+        method: req.method(),
+        uri: req.uri(),
+        headers: req.headers(),
+        scheme: forwarded.scheme.unwrap_or("http"),
+        forwarded_host: forwarded.host.as_deref(),
+    };
+    let mut pass = state.middleware.enter(&head);
+    let response = match pass.answer.take() {
+        Some(answer) => answer,
+        None => respond(state, req, client, server, forwarded, route).await,
+    };
+    pass.leave(response).await
 }
 
 async fn respond(

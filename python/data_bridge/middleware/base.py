@@ -13,7 +13,8 @@ Routing stays in Rust: a middleware runs for the requests that reach a Python ro
 the app. Every route of an app with middleware takes the Python path (the native fast
 paths skip Python altogether); an app without middleware pays nothing for it. Native
 routes (``constant``, ``static``, the health probes) and Rust's own 404/405 answers
-never pass through Python middleware.
+never pass through Python middleware. The built-in middleware (:mod:`.native`) runs in
+Rust around all of it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,66 @@
+"""``CORSMiddleware``: Starlette's CORS policy, run by the server in Rust.
+
+A preflight request (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``)
+is answered without reaching the app: ``200 OK`` with the ``access-control-allow-*``
+headers, or ``400`` ``Disallowed CORS origin, method, headers`` naming what is not
+allowed. Other responses get ``access-control-allow-origin`` (``*``, or the request's
+``Origin`` when credentials are allowed or origins are listed),
+``access-control-allow-credentials``, ``access-control-expose-headers`` and
+``Vary: Origin``. ``allow_origin_regex`` must match the whole origin; it uses Rust's
+``regex`` syntax (no look-around or back-references).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+from data_bridge.middleware.native import NativeMiddleware
+
+__all__ = ["ALL_METHODS", "SAFELISTED_HEADERS", "CORSMiddleware"]
+
+ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
+SAFELISTED_HEADERS = {"Accept", "Accept-Language", "Content-Language", "Content-Type"}
+
+
+class CORSMiddleware(NativeMiddleware):
+    """Cross-origin resource sharing, with the options of Starlette's class."""
+
+    kind = "cors"
+
+    def __init__(
+        self,
+        app: Any = None,
+        allow_origins: Collection[str] = (),
+        allow_methods: Collection[str] = ("GET",),
+        allow_headers: Collection[str] = (),
+        allow_credentials: bool = False,
+        allow_origin_regex: str | None = None,
+        allow_private_network: bool = False,
+        expose_headers: Collection[str] = (),
+        max_age: int = 600,
+    ) -> None:
+        super().__init__(app)
+        if allow_origin_regex is not None:
+            re.compile(allow_origin_regex)
+        self.allow_origins = list(allow_origins)
+        self.allow_methods = list(allow_methods)
+        self.allow_headers = list(allow_headers)
+        self.allow_credentials = bool(allow_credentials)
+        self.allow_origin_regex = allow_origin_regex
+        self.allow_private_network = bool(allow_private_network)
+        self.expose_headers = list(expose_headers)
+        self.max_age = int(max_age)
+
+    def native_options(self) -> dict[str, Any]:
+        return {
+            "allow_origins": self.allow_origins,
+            "allow_methods": self.allow_methods,
+            "allow_headers": self.allow_headers,
+            "allow_credentials": self.allow_credentials,
+            "allow_origin_regex": self.allow_origin_regex,
+            "allow_private_network": self.allow_private_network,
+            "expose_headers": self.expose_headers,
+            "max_age": self.max_age,
+        }
