@@ -17,8 +17,9 @@ import pytest
 
 from data_bridge import App, BackgroundTasks, File, Form, Request, UploadFile
 from data_bridge.datastructures import FormData, Headers
+from tests.waiting import wait_until
 
-from .conftest import run_server, wait_until
+from .conftest import run_server
 
 MIB = 1024 * 1024
 
