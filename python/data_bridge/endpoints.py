@@ -251,6 +251,8 @@ class _Runner:
         self.embed = embed_body(bodies)
         handler_async = any(inspect.iscoroutinefunction(h) for h in handlers.values())
         self.endpoint_async = root.is_async
+        # Generator dependencies need an exit stack for their cleanup.
+        self.has_cleanup = any(d.is_gen or d.is_async_gen for d in root.walk())
         self.in_process_pool = route.executor == "process"
         self.is_async = (
             root.needs_async
@@ -312,22 +314,12 @@ class _Runner:
                 body: Any = await request.form()
             else:
                 body = read_body(request) if self.has_body else UNSET
+            overrides = self.overrides if self.overrides and self.overrides.mapping else None
+            if not self.has_cleanup and overrides is None:
+                # Nothing to clean up after the handler: no exit stack to enter and leave.
+                return await self._call(request, body, None, overrides, offload)
             async with contextlib.AsyncExitStack() as stack:
-                overrides = self.overrides if self.overrides and self.overrides.mapping else None
-                ctx = Context(request, body, self.embed, stack, overrides)
-                values, errors = await solve(self.root, ctx)
-                if errors:
-                    raise RequestValidationError(errors, body=None if body is UNSET else body)
-                call = self.root.call
-                if self.endpoint_async:
-                    raw = await call(**values)
-                elif self.in_process_pool:
-                    raw = await self.app.process_pool.run(call, **values)
-                elif offload:
-                    raw = await asyncio.to_thread(call, **values)
-                else:
-                    raw = call(**values)
-                return self._finish(raw, ctx)
+                return await self._call(request, body, stack, overrides, offload)
         except Exception as exc:
             handler = find_handler(self.handlers, exc)
             if handler is None:
@@ -336,6 +328,29 @@ class _Runner:
             if inspect.isawaitable(result):
                 result = await result
             return result
+
+    async def _call(
+        self,
+        request: Request,
+        body: Any,
+        stack: contextlib.AsyncExitStack | None,
+        overrides: Overrides | None,
+        offload: bool,
+    ) -> Any:
+        ctx = Context(request, body, self.embed, stack, overrides)
+        values, errors = await solve(self.root, ctx)
+        if errors:
+            raise RequestValidationError(errors, body=None if body is UNSET else body)
+        call = self.root.call
+        if self.endpoint_async:
+            raw = await call(**values)
+        elif self.in_process_pool:
+            raw = await self.app.process_pool.run(call, **values)
+        elif offload:
+            raw = await asyncio.to_thread(call, **values)
+        else:
+            raw = call(**values)
+        return self._finish(raw, ctx)
 
     async def _as_response(self, request: Request) -> Response:
         """The route's answer as a ``Response`` object, for the middleware around it."""

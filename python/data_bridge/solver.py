@@ -111,7 +111,7 @@ class Context:
         request: HTTPConnection,
         body: Any,
         embed: bool,
-        stack: contextlib.AsyncExitStack,
+        stack: contextlib.AsyncExitStack | None,
         overrides: Overrides | None = None,
     ) -> None:
         self.request = request
@@ -284,9 +284,11 @@ def _check(f: ParamField, value: Any, loc: tuple[Any, ...], errors: list[dict[st
 
 
 async def _call(dep: Dependant, kwargs: dict[str, Any], ctx: Context) -> Any:
-    if dep.is_gen:
-        return ctx.stack.enter_context(contextlib.contextmanager(dep.call)(**kwargs))
-    if dep.is_async_gen:
+    if dep.is_gen or dep.is_async_gen:
+        # Routes whose dependencies need cleanup always solve with an exit stack.
+        assert ctx.stack is not None
+        if dep.is_gen:
+            return ctx.stack.enter_context(contextlib.contextmanager(dep.call)(**kwargs))
         manager = contextlib.asynccontextmanager(dep.call)(**kwargs)
         return await ctx.stack.enter_async_context(manager)
     if dep.is_async:
