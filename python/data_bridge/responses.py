@@ -231,13 +231,9 @@ class StreamingResponse(Response):
                     await waiter
             finished = True
         except Exception:
-            if not writer.client_gone:
-                logger.exception("Exception in streaming response")
+            _report_failure(writer)
         finally:
-            if finished:
-                writer.close()
-            else:
-                writer.abort()
+            _end(writer, finished)
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -252,13 +248,24 @@ class StreamingResponse(Response):
                 writer.send_blocking(self._encode(chunk))
             finished = True
         except Exception:
-            if not writer.client_gone:
-                logger.exception("Exception in streaming response")
+            _report_failure(writer)
         finally:
-            if finished:
-                writer.close()
-            else:
-                writer.abort()
+            _end(writer, finished)
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+
+
+def _report_failure(writer: BodyWriter) -> None:
+    """Logs a producer's exception (called while handling it), unless the client's
+    departure caused it."""
+    if not writer.client_gone:
+        logger.exception("Exception in streaming response")
+
+
+def _end(writer: BodyWriter, finished: bool) -> None:
+    """Ends the body: complete, or aborted so the client sees it is cut short."""
+    if finished:
+        writer.close()
+    else:
+        writer.abort()

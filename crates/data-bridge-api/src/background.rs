@@ -1,6 +1,6 @@
 //! Background work that runs once a response has been sent: a `Response` whose
 //! `background` is set (a `BackgroundTasks` or `BackgroundTask`) has its body wrapped
-//! in [`AfterBody`]; when Hyper is done with the body (written out, or abandoned with
+//! with an [`AfterBody`] observer; when Hyper is done with the body (written out, or abandoned with
 //! the connection) the wrapper hands the background object to the Python hook
 //! `run_background` on the loop thread. The client therefore never waits for it.
 //!
@@ -8,18 +8,14 @@
 //! handed over but not yet scheduled, so a caller (the test client) can wait until
 //! nothing is left in Rust's hands.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use data_bridge_pyloop::wake::{Remote, Shared};
 use http::Response;
-use hyper::body::{Frame, SizeHint};
 use pyo3::prelude::*;
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BodyObserver};
 use crate::hooks;
 
 /// Background objects armed but not yet handed to Python (shared by a server and its
@@ -42,15 +38,12 @@ pub fn after_body(
     pending: Pending,
 ) -> Response<Body> {
     pending.0.fetch_add(1, Ordering::AcqRel);
-    resp.map(|inner| {
-        Body::stream(AfterBody {
-            inner,
-            start: Some(Start {
-                background,
-                shared,
-                pending,
-            }),
-        })
+    resp.map(|body| {
+        body.observed(AfterBody(Some(Start {
+            background,
+            shared,
+            pending,
+        })))
     })
 }
 
@@ -77,36 +70,15 @@ impl Start {
     }
 }
 
-/// A body that starts its background work when dropped.
-struct AfterBody {
-    inner: Body,
-    start: Option<Start>,
-}
+/// Starts the background work when the body it observes is dropped.
+struct AfterBody(Option<Start>);
+
+impl BodyObserver for AfterBody {}
 
 impl Drop for AfterBody {
     fn drop(&mut self) {
-        if let Some(start) = self.start.take() {
+        if let Some(start) = self.0.take() {
             start.fire();
         }
-    }
-}
-
-impl hyper::body::Body for AfterBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        hyper::body::Body::is_end_stream(&self.inner)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        hyper::body::Body::size_hint(&self.inner)
     }
 }

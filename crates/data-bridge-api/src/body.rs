@@ -31,6 +31,16 @@ impl Body {
         Body::Full(None)
     }
 
+    /// This body, reporting to `observer` the size of each data frame the connection
+    /// takes; the observer is dropped with the body, that is once the response is
+    /// written out or the connection abandoned it.
+    pub fn observed<O: BodyObserver>(self, observer: O) -> Self {
+        Body::stream(Observed {
+            inner: self,
+            observer,
+        })
+    }
+
     /// A body streamed from `inner`.
     pub fn stream<B>(inner: B) -> Self
     where
@@ -67,5 +77,44 @@ impl hyper::body::Body for Body {
             Body::Full(None) => SizeHint::with_exact(0),
             Body::Stream(inner) => inner.size_hint(),
         }
+    }
+}
+
+/// Watches a body on its way out (see [`Body::observed`]): what happens when the body
+/// is finished with belongs in the observer's `Drop`.
+pub trait BodyObserver: Send + Unpin + 'static {
+    /// The connection took `len` more bytes of the body.
+    fn sent(&mut self, _len: usize) {}
+}
+
+struct Observed<O> {
+    inner: Body,
+    observer: O,
+}
+
+impl<O: BodyObserver> hyper::body::Body for Observed<O> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.observer.sent(data.len());
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

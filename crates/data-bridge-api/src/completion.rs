@@ -1,23 +1,19 @@
 //! What is recorded when a request ends: its metrics and its access log line.
 //!
 //! A [`Completion`] is made when the request head arrives and travels inside the
-//! response body ([`Tracked`]), counting the bytes Hyper takes; it records when Hyper
+//! response body as its observer ([`Body::observed`]), counting the bytes Hyper takes; it records when Hyper
 //! drops the body, that is once the response is fully written (or the connection is
 //! gone). A request whose future is dropped before a response exists (the client left
 //! while the handler ran) is recorded with status 499, as nginx does.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
 use http::{HeaderValue, Method, Response, Version};
-use hyper::body::{Frame, SizeHint};
 
 use crate::access_log::{AccessLog, Record};
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BodyObserver};
 use crate::metrics::Metrics;
 use crate::service::AppState;
 
@@ -87,17 +83,10 @@ impl Completion {
         }
     }
 
-    /// Puts `response`'s body in a [`Tracked`] body carrying this record.
+    /// Makes this record the observer of `response`'s body.
     pub fn attach(mut self, response: Response<Body>) -> Response<Body> {
         self.status = Some(response.status().as_u16());
-        let (parts, body) = response.into_parts();
-        Response::from_parts(
-            parts,
-            Body::stream(Tracked {
-                inner: body,
-                done: self,
-            }),
-        )
+        response.map(|body| body.observed(self))
     }
 }
 
@@ -126,35 +115,8 @@ impl Drop for Completion {
     }
 }
 
-/// A response body that counts what it yields and records the request when dropped.
-pub struct Tracked {
-    inner: Body,
-    done: Completion,
-}
-
-impl hyper::body::Body for Tracked {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                this.done.bytes += data.len() as u64;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+impl BodyObserver for Completion {
+    fn sent(&mut self, len: usize) {
+        self.bytes += len as u64;
     }
 }

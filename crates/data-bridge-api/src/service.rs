@@ -2,7 +2,8 @@
 //! assign a request id, route in Rust, answer native routes at once, read a small body
 //! within its limit (or leave a large one for the handler to stream), hand Python
 //! routes to the dispatcher, and turn every failure into its status code with a JSON
-//! body; the built-in middleware ([`crate::middleware`]) wraps all of it. With metrics or the access log on, the response carries a [`Completion`] that
+//! body; the built-in middleware ([`crate::middleware`]) wraps all of it. With metrics
+//! or the access log on, the response body is observed by a [`Completion`] that
 //! records the request once it is sent.
 
 use std::net::SocketAddr;
