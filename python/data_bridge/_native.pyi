@@ -294,14 +294,24 @@ class Server:
         sync_threads: int = 40,
         header_timeout: float = 30.0,
         max_header_bytes: int = 65536,
+        body_timeout: float = 60.0,
+        keep_alive_timeout: float = 75.0,
+        write_timeout: float = 60.0,
+        limit_connections: int | None = ...,
+        http2_keep_alive_interval: float | None = ...,
         debug: bool = False,
         access_log: str | None = None,
         proxy_headers: bool = False,
         forwarded_allow_ips: str = "127.0.0.1",
+        forwarded_host: bool = False,
         restarts_fd: int | None = None,
     ) -> Server:
         """``access_log``: ``"text"``, ``"json"`` or ``None`` (off). With
-        ``proxy_headers``, ``X-Forwarded-*`` from ``forwarded_allow_ips`` peers apply.
+        ``proxy_headers``, ``X-Forwarded-For``/``-Proto`` from ``forwarded_allow_ips``
+        peers apply (``X-Forwarded-Host`` too with ``forwarded_host``). Durations are
+        seconds from 0 to a year (``ValueError`` otherwise); ``limit_connections``:
+        open connections past which new ones get 503 (4096; ``None``: no limit);
+        ``http2_keep_alive_interval``: seconds between HTTP/2 pings (30; ``None``: none).
         ``restarts_fd``: the supervisor's restart counter file, read by ``/metrics``."""
     def start(
         self,

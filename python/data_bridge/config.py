@@ -28,6 +28,7 @@ __all__ = [
     "parse_bool",
     "parse_choice",
     "parse_forwarded_allow_ips",
+    "parse_limit",
     "parse_non_negative_int",
     "parse_port",
     "parse_positive_int",
@@ -72,6 +73,12 @@ class Config:
     metrics: bool | None = None
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    forwarded_host: bool = False
+    body_timeout: float = 60.0
+    keep_alive_timeout: float = 75.0
+    write_timeout: float = 60.0
+    #: ``None``: no limit.
+    limit_connections: int | None = 4096
     #: ``None``: as the app says (``App(process_pool_size=...)``, else one per CPU).
     process_pool_size: int | None = None
 
@@ -148,6 +155,11 @@ def parse_workers(text: str) -> int:
         return available_cpus()
     value = _parse_int(text, 0)
     return value or available_cpus()
+
+
+def parse_limit(text: str) -> int | None:
+    """A count where ``0`` means no limit."""
+    return _parse_int(text, 0) or None
 
 
 def parse_seconds(text: str) -> float:

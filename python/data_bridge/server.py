@@ -55,6 +55,11 @@ async def start(
     log_format: str = "text",
     proxy_headers: bool = False,
     forwarded_allow_ips: str = "127.0.0.1",
+    forwarded_host: bool = False,
+    body_timeout: float = 60.0,
+    keep_alive_timeout: float = 75.0,
+    write_timeout: float = 60.0,
+    limit_connections: int | None = 4096,
     restarts_fd: int | None = None,
 ) -> tuple[_native.Server, Any]:
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
@@ -66,8 +71,15 @@ async def start(
     listening socket (e.g. inherited from a supervisor) instead. With
     ``lifespan=False`` the app's lifespan is left alone (the test client serves an app
     used outside ``with``). ``access_log`` writes one line per request to stderr in
-    ``log_format`` (``text`` or ``json``); ``proxy_headers`` applies ``X-Forwarded-*``
-    from the peers listed in ``forwarded_allow_ips``."""
+    ``log_format`` (``text`` or ``json``); ``proxy_headers`` applies ``X-Forwarded-For``
+    and ``-Proto`` from the peers listed in ``forwarded_allow_ips`` (and
+    ``X-Forwarded-Host`` with ``forwarded_host``).
+
+    Time limits, in seconds: a request body that makes no progress for
+    ``body_timeout`` is answered 408; a connection with no request in flight that stays
+    silent for ``keep_alive_timeout`` is closed, as is one whose client takes nothing of
+    its response for ``write_timeout``. Past ``limit_connections`` open connections
+    (``None``: no limit), new ones are answered 503."""
     loop = asyncio.get_running_loop()
     server = _native.Server(
         app.route_table(),
@@ -78,6 +90,11 @@ async def start(
         access_log=log_format if access_log else None,
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
+        forwarded_host=forwarded_host,
+        body_timeout=body_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+        write_timeout=write_timeout,
+        limit_connections=limit_connections,
         restarts_fd=restarts_fd,
     )
     own = None
@@ -119,44 +136,23 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
-    uds: str | None = None,
-    backlog: int = 2048,
-    reuse_port: bool = False,
     graceful_timeout: float = 30.0,
-    max_body_size: int = 16 * 1024 * 1024,
-    max_pending: int = 1024,
-    sync_threads: int = 40,
     access_log: bool = True,
-    log_format: str = "text",
-    proxy_headers: bool = False,
-    forwarded_allow_ips: str = "127.0.0.1",
+    **options: Any,
 ) -> None:
-    """Serves ``app`` until SIGINT or SIGTERM, then drains and returns. At most
-    ``sync_threads`` ``def`` handlers run at once; ``max_pending`` bounds the requests
-    queued for or running in Python (503 beyond). ``access_log`` writes one line per
-    request to stderr (``log_format``: ``text`` or ``json``); ``proxy_headers`` trusts
-    ``X-Forwarded-*`` from ``forwarded_allow_ips``."""
+    """Serves ``app`` until SIGINT or SIGTERM, then drains (in-flight requests get
+    ``graceful_timeout`` seconds) and returns. ``access_log`` writes one line per request
+    to stderr. Every other option is :func:`start`'s: ``uds``, ``backlog``,
+    ``max_body_size``, ``max_pending`` (requests queued for or running in Python, 503
+    beyond), ``sync_threads`` (``def`` handlers running at once), ``log_format``, the
+    proxy settings and the time and connection limits."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stopping: asyncio.Future[None] = loop.create_future()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: stopping.done() or stopping.set_result(None))
-        server, bound = await start(
-            app,
-            host,
-            port,
-            uds=uds,
-            backlog=backlog,
-            reuse_port=reuse_port,
-            max_body_size=max_body_size,
-            max_pending=max_pending,
-            sync_threads=sync_threads,
-            access_log=access_log,
-            log_format=log_format,
-            proxy_headers=proxy_headers,
-            forwarded_allow_ips=forwarded_allow_ips,
-        )
+        server, bound = await start(app, host, port, access_log=access_log, **options)
         where = bound if isinstance(bound, str) else f"http://{bound[0]}:{bound[1]}"
         logger.info("data-bridge serving on %s", where)
         print(f"data-bridge serving on {where}", flush=True)

@@ -102,6 +102,11 @@ async def _serve(
             log_format=config.log_format,
             proxy_headers=config.proxy_headers,
             forwarded_allow_ips=config.forwarded_allow_ips,
+            forwarded_host=config.forwarded_host,
+            body_timeout=config.body_timeout,
+            keep_alive_timeout=config.keep_alive_timeout,
+            write_timeout=config.write_timeout,
+            limit_connections=config.limit_connections,
             restarts_fd=restarts_fd,
         )
     except Exception as exc:

@@ -1,5 +1,6 @@
-"""Proxy headers: ``X-Forwarded-For``/``-Proto``/``-Host`` set ``request.client``,
-``request.url.scheme`` and its host only when the peer is a trusted proxy."""
+"""Proxy headers: ``X-Forwarded-For``/``-Proto`` set ``request.client`` and
+``request.url.scheme`` only when the peer is a trusted proxy; ``X-Forwarded-Host`` sets
+the host only when the server is also told to believe it."""
 
 from __future__ import annotations
 
@@ -41,13 +42,18 @@ def make_app() -> App:
         ({}, {"client": "127.0.0.1", "scheme": "http", "host": None}),
         # On, peer trusted; 10.0.0.5 is trusted too, so the client is the hop before it.
         (
-            {"proxy_headers": True, "forwarded_allow_ips": "127.0.0.1,10.0.0.0/8"},
+            {
+                "proxy_headers": True,
+                "forwarded_allow_ips": "127.0.0.1,10.0.0.0/8",
+                "forwarded_host": True,
+            },
             {"client": "203.0.113.9", "scheme": "https", "host": "api.example.com"},
         ),
-        # On, only the peer trusted: the nearest untrusted hop is the client.
+        # On, only the peer trusted: the nearest untrusted hop is the client; the
+        # forwarded host is not believed unless asked for.
         (
             {"proxy_headers": True},
-            {"client": "10.0.0.5", "scheme": "https", "host": "api.example.com"},
+            {"client": "10.0.0.5", "scheme": "https", "host": None},
         ),
         # On, peer not trusted: headers ignored.
         (

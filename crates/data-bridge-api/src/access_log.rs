@@ -46,13 +46,33 @@ impl LogFormat {
     }
 }
 
+/// The longest request target a record keeps: a 64 KiB target times the queue's
+/// capacity would be memory a client chooses.
+const MAX_TARGET: usize = 2048;
+
+/// The path and query of `uri` as logged: cut at [`MAX_TARGET`] bytes, marked `...`.
+pub fn logged_target(uri: &http::Uri) -> String {
+    let full = uri
+        .path_and_query()
+        .map_or_else(|| uri.path(), |pq| pq.as_str());
+    if full.len() <= MAX_TARGET {
+        return full.to_owned();
+    }
+    // A request target is ASCII, so any byte is a character boundary.
+    let mut cut = MAX_TARGET;
+    while !full.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &full[..cut])
+}
+
 /// What is logged about one request.
 pub struct Record {
     /// When the request head arrived.
     pub time: SystemTime,
     /// The method.
     pub method: Method,
-    /// Path and query as received.
+    /// Path and query as received (see [`logged_target`]).
     pub target: String,
     /// The HTTP version.
     pub version: Version,
@@ -289,6 +309,17 @@ fn local_time(out: &mut String, t: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_targets_are_cut() -> Result<(), http::uri::InvalidUri> {
+        let short: http::Uri = "/a?b=1".parse()?;
+        assert_eq!(logged_target(&short), "/a?b=1");
+        let long: http::Uri = format!("/{}", "x".repeat(10_000)).parse()?;
+        let logged = logged_target(&long);
+        assert_eq!(logged.len(), MAX_TARGET + 3);
+        assert!(logged.ends_with("..."));
+        Ok(())
+    }
 
     fn record() -> Record {
         Record {

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// The request is malformed (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The client sent nothing of its request body for the body timeout (408).
+    #[error("Request Timeout")]
+    RequestTimeout,
     /// The body exceeds the configured limit (413).
     #[error("Request body too large")]
     PayloadTooLarge,
@@ -65,7 +68,8 @@ pub enum ApiError {
     ClientDisconnected,
 }
 
-/// `s` as a JSON string literal.
+/// `s` as a JSON string literal: the one encoder of every string the server writes
+/// into JSON by hand (error bodies, path-parameter errors, the access log).
 pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -108,6 +112,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) | ApiError::ClientDisconnected => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -149,7 +154,7 @@ impl ApiError {
                 }
             }
             // The unread body is still on the wire: the connection cannot be reused.
-            ApiError::PayloadTooLarge => {
+            ApiError::PayloadTooLarge | ApiError::RequestTimeout => {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -170,7 +175,7 @@ impl ApiError {
         let build = || -> PyResult<PyErr> {
             let hooks = hooks::get(py)?;
             let headers = PyDict::new(py);
-            if matches!(self, ApiError::PayloadTooLarge) {
+            if matches!(self, ApiError::PayloadTooLarge | ApiError::RequestTimeout) {
                 // The rest of the body is still on the wire.
                 headers.set_item("connection", "close")?;
             }
@@ -204,6 +209,26 @@ mod tests {
     fn strings_are_json_escaped() {
         assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
         assert_eq!(json_string("\u{1}"), "\"\\u0001\"");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_round_trips_through_a_json_parser(s in "\\PC*|[\\x00-\\x1f\"\\\\\u{7f}\u{2028}\u{fffd}]*") {
+            let parsed: String = serde_json::from_str(&json_string(&s))
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            proptest::prop_assert_eq!(parsed, s);
+        }
+
+        #[test]
+        fn validation_bodies_are_json(raw in "\\PC*|[\\x00-\\x1f\"\\\\%]*") {
+            let item = crate::router::convert("user_id", &crate::router::ParamKind::Int, &raw);
+            if let Err(item) = item {
+                let body = detail_body(&format!("[{item}]"));
+                let parsed: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                proptest::prop_assert_eq!(&parsed["detail"][0]["input"], &serde_json::Value::String(raw));
+            }
+        }
     }
 
     #[test]

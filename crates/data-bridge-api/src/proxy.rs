@@ -1,7 +1,9 @@
 //! Proxy headers: behind a reverse proxy the TCP peer is the proxy, and the client's
 //! address, the scheme it used and the host it asked for arrive in `X-Forwarded-For`,
 //! `X-Forwarded-Proto` and `X-Forwarded-Host`. They are believed only when the peer is
-//! a trusted proxy (`--forwarded-allow-ips`), decided once per request here.
+//! a trusted proxy (`--forwarded-allow-ips`), decided once per request here;
+//! `X-Forwarded-Host` only when the server was also told to (`--forwarded-host`), since
+//! most proxies pass a client's own `X-Forwarded-Host` through unchanged.
 //!
 //! ```
 //! use data_bridge_api::proxy::TrustedProxies;
@@ -21,16 +23,21 @@ use crate::errors::ApiError;
 pub struct TrustedProxies {
     any: bool,
     nets: Vec<(IpAddr, u8)>,
+    /// Whether `X-Forwarded-Host` is believed too.
+    host: bool,
 }
 
 /// What the forwarded headers say about a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Forwarded {
-    /// The client (port 0 when it came from `X-Forwarded-For`).
-    pub client: Option<SocketAddr>,
+    /// The client, if `X-Forwarded-For` named one (port 0): `Some(None)` when the
+    /// nearest hop that is not a trusted proxy is not an address, so the client is
+    /// unknown (never a hop further left, which the client itself may have written).
+    pub client: Option<Option<SocketAddr>>,
     /// `http` or `https` (also `ws`/`wss`), if a trusted proxy said.
     pub scheme: Option<&'static str>,
-    /// The host the client asked for, if a trusted proxy said.
+    /// The host the client asked for, if a trusted proxy said and the server believes
+    /// `X-Forwarded-Host`.
     pub host: Option<String>,
 }
 
@@ -79,6 +86,12 @@ impl TrustedProxies {
         Ok(trusted)
     }
 
+    /// These proxies, believing their `X-Forwarded-Host` too when `host` is set.
+    pub fn with_forwarded_host(mut self, host: bool) -> Self {
+        self.host = host;
+        self
+    }
+
     /// Whether `ip` is a trusted proxy.
     pub fn contains(&self, ip: IpAddr) -> bool {
         if self.any {
@@ -97,17 +110,21 @@ impl TrustedProxies {
         if peer.is_some_and(|p| !self.contains(p.ip())) {
             return None;
         }
-        let mut hops: Vec<IpAddr> = Vec::new();
+        let mut hops: Vec<Option<IpAddr>> = Vec::new();
         for value in headers.get_all("x-forwarded-for") {
-            let Ok(text) = value.to_str() else { continue };
-            hops.extend(text.split(',').filter_map(parse_hop));
+            match value.to_str() {
+                Ok(text) => hops.extend(text.split(',').map(parse_hop)),
+                Err(_) => hops.push(None),
+            }
         }
-        let client = hops
+        let nearest_untrusted = hops
             .iter()
             .rev()
-            .find(|ip| !self.contains(**ip))
+            .find(|hop| hop.is_none_or(|ip| !self.contains(ip)));
+        // Every hop a trusted proxy: the first one is where the request came from.
+        let client = nearest_untrusted
             .or(hops.first())
-            .map(|ip| SocketAddr::new(*ip, 0));
+            .map(|hop| hop.map(|ip| SocketAddr::new(ip, 0)));
         let scheme = last_value(headers, "x-forwarded-proto").and_then(|p| {
             match p.to_ascii_lowercase().as_str() {
                 "http" => Some("http"),
@@ -117,8 +134,11 @@ impl TrustedProxies {
                 _ => None,
             }
         });
-        let host = last_value(headers, "x-forwarded-host")
-            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        let host = self
+            .host
+            .then(|| last_value(headers, "x-forwarded-host"))
+            .flatten()
+            .filter(|h| crate::host::is_valid(h))
             .map(str::to_owned);
         Some(Forwarded {
             client,
@@ -186,7 +206,7 @@ mod tests {
 
     #[test]
     fn the_client_is_the_last_untrusted_hop() -> Result<(), ApiError> {
-        let t = TrustedProxies::parse("127.0.0.1,10.0.0.0/8")?;
+        let t = TrustedProxies::parse("127.0.0.1,10.0.0.0/8")?.with_forwarded_host(true);
         let h = headers(&[
             ("x-forwarded-for", "6.6.6.6, 1.2.3.4"),
             ("x-forwarded-for", "10.0.0.2"),
@@ -197,22 +217,46 @@ mod tests {
         assert_eq!(
             f,
             Some(Forwarded {
-                client: peer("1.2.3.4:0"),
+                client: Some(peer("1.2.3.4:0")),
                 scheme: Some("https"),
                 host: Some("example.com".into()),
             })
         );
         let h = headers(&[("x-forwarded-for", "[::1]:5000, 10.0.0.9")]);
         let f = t.resolve(None, &h);
-        assert_eq!(f.and_then(|f| f.client), peer("[::1]:0"));
+        assert_eq!(f.and_then(|f| f.client), Some(peer("[::1]:0")));
         Ok(())
     }
 
     #[test]
     fn junk_is_ignored() -> Result<(), ApiError> {
         let t = TrustedProxies::parse("*")?;
-        let h = headers(&[("x-forwarded-for", "junk"), ("x-forwarded-proto", "gopher")]);
+        let h = headers(&[("x-forwarded-proto", "gopher")]);
         assert_eq!(t.resolve(peer("1.1.1.1:1"), &h), Some(Forwarded::default()));
+        Ok(())
+    }
+
+    #[test]
+    fn an_unparsable_hop_is_the_client() -> Result<(), ApiError> {
+        let t = TrustedProxies::parse("127.0.0.1")?;
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, junk, 127.0.0.1")]);
+        let f = t.resolve(peer("127.0.0.1:1"), &h);
+        assert_eq!(f.and_then(|f| f.client), Some(None));
+        Ok(())
+    }
+
+    #[test]
+    fn forwarded_host_is_believed_only_when_asked() -> Result<(), ApiError> {
+        let h = headers(&[("x-forwarded-host", "example.com")]);
+        let off = TrustedProxies::parse("*")?;
+        assert_eq!(off.resolve(None, &h).and_then(|f| f.host), None);
+        let on = off.with_forwarded_host(true);
+        assert_eq!(
+            on.resolve(None, &h).and_then(|f| f.host),
+            Some("example.com".into())
+        );
+        let h = headers(&[("x-forwarded-host", "evil.com/path")]);
+        assert_eq!(on.resolve(None, &h).and_then(|f| f.host), None);
         Ok(())
     }
 }

@@ -32,8 +32,8 @@ pub struct RequestData {
     pub params: Vec<(String, ParamValue)>,
     /// The scheme the client used: `http`, or what a trusted proxy said.
     pub scheme: &'static str,
-    /// The host the client asked for, as a trusted proxy said (`X-Forwarded-Host`).
-    pub forwarded_host: Option<String>,
+    /// The host the request was sent to (see [`crate::host`]).
+    pub host: String,
 }
 
 /// Converts a path parameter to Python, through the endpoint's converter if any.
@@ -152,22 +152,12 @@ impl PyRequest {
         self.data.scheme
     }
 
-    /// The host (and port) the client asked for: `X-Forwarded-Host` from a trusted
-    /// proxy, else the request target's authority (HTTP/2), else `Host`, else `""`.
+    /// The host (and port) the request was sent to: the request target's authority,
+    /// else `Host`, unless the server believes a trusted proxy's `X-Forwarded-Host`;
+    /// `""` for an HTTP/1.0 request that named none.
     #[getter]
-    fn host(&self) -> String {
-        if let Some(h) = &self.data.forwarded_host {
-            return h.clone();
-        }
-        if let Some(a) = self.data.uri.authority() {
-            return a.as_str().to_owned();
-        }
-        self.data
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
+    fn host(&self) -> &str {
+        &self.data.host
     }
 
     /// `(host, port)` of the client (after proxy headers), or `None`.

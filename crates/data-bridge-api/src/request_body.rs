@@ -8,27 +8,107 @@
 //! resolving an asyncio future: one loop wake-up per chunk. The body size limit is
 //! counted as chunks arrive; past it the read raises the `HTTPException(413)` the
 //! server would have answered with.
+//!
+//! Either way the body comes through [`TimedIncoming`]: a client that sends nothing
+//! of its body for the body timeout (60 s by default, nginx's `client_body_timeout`)
+//! gets `408` and loses the connection, instead of holding it and a buffer forever.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use data_bridge_pyloop::wake::{Remote, Shared};
 use data_bridge_pyloop::{runtime, LoopCore};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
+use tokio::time::{Instant, Sleep};
 
 use crate::errors::ApiError;
 
 /// Bodies declared this small (or smaller) are read before the handler runs: one
 /// read, no loop round-trip per chunk.
 pub const PREREAD_LIMIT: usize = 64 * 1024;
+
+/// Why reading a request body stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyReadError {
+    /// The connection failed or the body was malformed.
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// Nothing arrived for the body timeout.
+    #[error("the request body made no progress in time")]
+    Stalled,
+}
+
+impl BodyReadError {
+    /// The answer for a body that could not be read.
+    pub fn into_api(self) -> ApiError {
+        match self {
+            BodyReadError::Hyper(e) if e.is_incomplete_message() => ApiError::ClientDisconnected,
+            BodyReadError::Hyper(e) => {
+                ApiError::BadRequest(format!("cannot read the request body: {e}"))
+            }
+            BodyReadError::Stalled => ApiError::RequestTimeout,
+        }
+    }
+}
+
+/// A request body that fails with [`BodyReadError::Stalled`] once the client has
+/// sent nothing of it for `limit`.
+pub struct TimedIncoming {
+    inner: Incoming,
+    limit: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl TimedIncoming {
+    /// `inner`, allowed `limit` between two frames.
+    pub fn new(inner: Incoming, limit: Duration) -> Self {
+        TimedIncoming {
+            inner,
+            limit,
+            timer: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl hyper::body::Body for TimedIncoming {
+    type Data = Bytes;
+    type Error = BodyReadError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyReadError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = Instant::now() + self.limit;
+                self.timer.as_mut().reset(next);
+                Poll::Ready(frame.map(|f| f.map_err(BodyReadError::from)))
+            }
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(BodyReadError::Stalled))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// A request's body as the handler gets it.
 pub enum RequestBody {
@@ -52,7 +132,7 @@ pub enum Read {
 
 /// The body still on the connection, and how much of the limit it used.
 pub struct Wire {
-    incoming: Incoming,
+    incoming: TimedIncoming,
     received: usize,
     limit: usize,
     /// A chunk read for a caller that stopped waiting (cancelled): the next read gets it.
@@ -70,13 +150,7 @@ impl Wire {
             let frame = match Pin::new(&mut self.incoming).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => return Poll::Ready(Ok(None)),
-                Poll::Ready(Some(Err(e))) => {
-                    return Poll::Ready(Err(if e.is_incomplete_message() {
-                        ApiError::ClientDisconnected
-                    } else {
-                        ApiError::BadRequest(format!("cannot read the request body: {e}"))
-                    }))
-                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.into_api())),
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
             // Trailers carry no body bytes.
@@ -119,7 +193,7 @@ impl Wire {
 
 impl RequestBody {
     /// A body left on the connection, to be read within `limit` bytes.
-    pub fn streamed(incoming: Incoming, limit: usize) -> Self {
+    pub fn streamed(incoming: TimedIncoming, limit: usize) -> Self {
         RequestBody::Streamed(Arc::new(Mutex::new(Read::Idle(Box::new(Wire {
             incoming,
             received: 0,

@@ -62,6 +62,17 @@ fn json_bytes(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     Ok(Bytes::copy_from_slice(out.cast::<PyBytes>()?.as_bytes()))
 }
 
+/// Whether a header a handler set describes the message's framing. The server
+/// frames every response from the body it really sends (Hyper writes
+/// `Content-Length` or chunked encoding from it), so a handler's own
+/// `Content-Length` or `Transfer-Encoding` is dropped: one that contradicted the
+/// body would let the surplus bytes be read as the next response on a kept-alive
+/// connection (response splitting).
+fn is_framing(name: &HeaderName) -> bool {
+    *name == header::CONTENT_LENGTH || *name == header::TRANSFER_ENCODING
+}
+
+/// A handler's response headers, framing headers left out (see [`is_framing`]).
 fn headers_from(raw: &Bound<'_, PyAny>) -> PyResult<Vec<(HeaderName, HeaderValue)>> {
     let mut out = Vec::new();
     if raw.is_none() {
@@ -86,7 +97,9 @@ fn headers_from(raw: &Bound<'_, PyAny>) -> PyResult<Vec<(HeaderName, HeaderValue
         let value = HeaderValue::from_bytes(&text(&v)?).map_err(|e| {
             pyo3::exceptions::PyValueError::new_err(format!("bad header value: {e}"))
         })?;
-        out.push((name, value));
+        if !is_framing(&name) {
+            out.push((name, value));
+        }
     }
     Ok(out)
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use http::Method;
 
-use crate::errors::ApiError;
+use crate::errors::{json_string, ApiError};
 
 /// The declared type of a path parameter.
 #[derive(Clone, Debug, PartialEq)]
@@ -152,12 +152,12 @@ fn percent_decode(raw: &str) -> Result<String, ApiError> {
 }
 
 fn error_item(kind: &str, name: &str, msg: &str, input: &str) -> String {
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     format!(
-        "{{\"type\":\"{kind}\",\"loc\":[\"path\",\"{}\"],\"msg\":\"{}\",\"input\":\"{}\"}}",
-        esc(name),
-        esc(msg),
-        esc(input)
+        "{{\"type\":{},\"loc\":[\"path\",{}],\"msg\":{},\"input\":{}}}",
+        json_string(kind),
+        json_string(name),
+        json_string(msg),
+        json_string(input)
     )
 }
 

@@ -2,7 +2,6 @@
 //! definition (conflicts, parameter types) at once, so a bad app fails at start-up.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -154,7 +153,10 @@ impl RouteTable {
             is_async,
             mode,
             converters,
-            timeout: timeout.filter(|t| *t > 0.0).map(Duration::from_secs_f64),
+            timeout: timeout
+                .filter(|t| *t > 0.0)
+                .map(|t| crate::server::seconds("timeout", t))
+                .transpose()?,
             status,
             buffer_body,
         };

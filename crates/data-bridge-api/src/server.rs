@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::fd::FromRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +25,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use socket2::{Domain, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 
 use crate::access_log::{AccessLog, LogFormat};
 use crate::background::Pending;
 use crate::completion::Observers;
+use crate::connection::{sniff, Activity, ConnIo, ConnLimits};
 use crate::dispatch::Dispatcher;
 use crate::endpoint::Endpoint;
 use crate::errors::ApiError;
@@ -40,6 +42,24 @@ use crate::service::{handle, AppState, Limits};
 
 /// How long connections accepted right before shutdown get to start their first request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(100);
+
+/// How long an HTTP/2 keep-alive ping may go unanswered before the connection is
+/// closed.
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The longest duration any setting accepts (a year): longer ones are surely
+/// mistakes, and adding them to the clock could overflow it.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// `value` seconds of the setting `name`, or why it cannot be used.
+pub(crate) fn seconds(name: &str, value: f64) -> Result<Duration, ApiError> {
+    if !(0.0..=MAX_SECONDS).contains(&value) {
+        return Err(ApiError::Config(format!(
+            "{name} must be a number of seconds from 0 to {MAX_SECONDS}, not {value}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
 
 /// How often the event loop's lag is measured.
 const LAG_PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -99,7 +119,19 @@ fn bind_tcp(
 }
 
 fn bind_unix(path: &str, backlog: i32) -> Result<std::os::unix::net::UnixListener, ApiError> {
-    let _ = std::fs::remove_file(path);
+    use std::os::unix::fs::FileTypeExt;
+    // A stale socket from an earlier run is replaced; any other file is left alone.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{path} exists and is not a socket"),
+            )
+            .into())
+        }
+        Err(_) => {}
+    }
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.bind(&socket2::SockAddr::unix(path)?)?;
     socket.listen(backlog)?;
@@ -160,20 +192,6 @@ fn adopt_fd(fd: i32) -> Result<Socket, ApiError> {
     Ok(socket)
 }
 
-/// Waits until the client has sent enough to tell HTTP/1 from a complete HTTP/2
-/// preface (or closed the connection).
-async fn first_bytes(stream: &tokio::net::TcpStream) {
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    let mut buf = [0u8; 24];
-    loop {
-        match stream.peek(&mut buf).await {
-            Ok(n) if n == 0 || n >= PREFACE.len() || !PREFACE.starts_with(&buf[..n]) => return,
-            Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            Err(_) => return,
-        }
-    }
-}
-
 /// Serves one connection until it ends, or until `kill` says the grace period is over.
 async fn serve_conn<IO, S>(
     builder: &auto::Builder<TokioExecutor>,
@@ -210,6 +228,66 @@ async fn serve_conn<IO, S>(
     }
 }
 
+/// The answer to a connection past `--limit-connections`, written without reading
+/// its request (HTTP/1; an HTTP/2 client just sees the connection close).
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 33\r\n\r\n{\"detail\":\"Service Unavailable\"}";
+
+/// Tells a connection over capacity to come back later, within a bounded time.
+async fn refuse<IO: AsyncWrite + Unpin>(mut io: IO) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(OVER_CAPACITY).await?;
+        io.shutdown().await
+    })
+    .await;
+}
+
+/// An open connection, counted until it is dropped.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves one accepted connection: tells HTTP/1 from HTTP/2 within the header
+/// timeout, then serves it through [`ConnIo`] with the connection time limits.
+async fn serve_accepted<IO>(
+    mut io: IO,
+    state: Arc<AppState>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    watcher: Option<hyper_util::server::graceful::Watcher>,
+    kill: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = &state.limits;
+    // Hyper's header timeout starts once it knows the protocol, so a client that
+    // sends nothing (or half an HTTP/2 preface) is timed out here.
+    let sniffed = match tokio::time::timeout(limits.header_timeout, sniff(&mut io)).await {
+        Ok(Ok(bytes)) if !bytes.is_empty() => bytes,
+        _ => return,
+    };
+    let activity = Activity::default();
+    let conn_limits = ConnLimits {
+        keep_alive: limits.keep_alive_timeout,
+        write: limits.write_timeout,
+    };
+    let io = ConnIo::new(io, sniffed, activity.clone(), conn_limits);
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        let busy = activity.begin();
+        async move {
+            let resp = handle(state, req, peer, local).await;
+            Ok::<_, std::convert::Infallible>(busy.until_sent(resp))
+        }
+    });
+    serve_conn(&builder, io, service, watcher, kill).await;
+}
+
 async fn accept_loop(
     listener: Listener,
     state: Arc<AppState>,
@@ -218,14 +296,19 @@ async fn accept_loop(
     done: Arc<Notify>,
     kill: watch::Receiver<bool>,
 ) {
-    let header_timeout = state.limits.header_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(state.limits.header_timeout)
         .max_buf_size(state.limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(state.limits.http2_keep_alive_interval)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT);
     let builder = Arc::new(builder);
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             _ = stop.notified() => break,
@@ -239,36 +322,28 @@ async fn accept_loop(
                 continue;
             }
         };
+        let count = open.fetch_add(1, Ordering::AcqRel) + 1;
+        let slot = Open(open.clone());
+        if state.limits.max_connections.is_some_and(|max| count > max) {
+            tokio::spawn(async move {
+                let _slot = slot;
+                match io {
+                    Conn::Tcp(stream) => refuse(stream).await,
+                    Conn::Unix(stream) => refuse(stream).await,
+                }
+            });
+            continue;
+        }
         let state = state.clone();
         let builder = builder.clone();
         let watcher = graceful.lock().as_ref().map(|g| g.watcher());
         let kill = kill.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(state, req, peer, local).await) }
-            });
+            let _slot = slot;
             match io {
-                Conn::Tcp(stream) => {
-                    // Hyper's header timeout starts after it has sniffed the protocol, so
-                    // a client that sends nothing (or half an HTTP/2 preface) is timed
-                    // out here.
-                    if tokio::time::timeout(header_timeout, first_bytes(&stream))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    serve_conn(&builder, stream, service, watcher, kill).await;
-                }
-                Conn::Unix(stream) => {
-                    if tokio::time::timeout(header_timeout, stream.readable())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    serve_conn(&builder, stream, service, watcher, kill).await;
+                Conn::Tcp(s) => serve_accepted(s, state, builder, peer, local, watcher, kill).await,
+                Conn::Unix(s) => {
+                    serve_accepted(s, state, builder, peer, local, watcher, kill).await
                 }
             }
         });
@@ -302,11 +377,12 @@ async fn accept(
 #[pymethods]
 impl Server {
     /// A server for the routes in `table`. `access_log` is `"text"`, `"json"` or
-    /// `None` (off); with `proxy_headers`, `X-Forwarded-*` from peers listed in
-    /// `forwarded_allow_ips` set the client, scheme and host; `restarts_fd` is the
+    /// `None` (off); with `proxy_headers`, `X-Forwarded-For` and `-Proto` from peers
+    /// listed in `forwarded_allow_ips` set the client and scheme (and
+    /// `X-Forwarded-Host` the host, with `forwarded_host`); `restarts_fd` is the
     /// supervisor's restart counter file (read by `/metrics`).
     #[new]
-    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, debug=false, access_log=None, proxy_headers=false, forwarded_allow_ips="127.0.0.1", restarts_fd=None))]
+    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, body_timeout=60.0, keep_alive_timeout=75.0, write_timeout=60.0, limit_connections=Some(4096), http2_keep_alive_interval=Some(30.0), debug=false, access_log=None, proxy_headers=false, forwarded_allow_ips="127.0.0.1", forwarded_host=false, restarts_fd=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         table: &RouteTable,
@@ -315,10 +391,16 @@ impl Server {
         sync_threads: usize,
         header_timeout: f64,
         max_header_bytes: usize,
+        body_timeout: f64,
+        keep_alive_timeout: f64,
+        write_timeout: f64,
+        limit_connections: Option<usize>,
+        http2_keep_alive_interval: Option<f64>,
         debug: bool,
         access_log: Option<&str>,
         proxy_headers: bool,
         forwarded_allow_ips: &str,
+        forwarded_host: bool,
         restarts_fd: Option<i32>,
     ) -> PyResult<Self> {
         let access_log = access_log
@@ -331,7 +413,7 @@ impl Server {
             })
             .transpose()?;
         let proxies = if proxy_headers {
-            Some(TrustedProxies::parse(forwarded_allow_ips)?)
+            Some(TrustedProxies::parse(forwarded_allow_ips)?.with_forwarded_host(forwarded_host))
         } else {
             None
         };
@@ -340,8 +422,17 @@ impl Server {
             table: Mutex::new(Some(table.take()?)),
             limits: Limits {
                 max_body_size,
-                header_timeout: Duration::from_secs_f64(header_timeout.max(0.001)),
+                header_timeout: seconds("header_timeout", header_timeout)?
+                    .max(Duration::from_millis(1)),
                 max_header_bytes,
+                body_timeout: seconds("body_timeout", body_timeout)?,
+                keep_alive_timeout: seconds("keep_alive_timeout", keep_alive_timeout)?,
+                write_timeout: seconds("write_timeout", write_timeout)?,
+                max_connections: limit_connections,
+                http2_keep_alive_interval: http2_keep_alive_interval
+                    .filter(|s| *s > 0.0)
+                    .map(|s| seconds("http2_keep_alive_interval", s))
+                    .transpose()?,
             },
             max_pending,
             sync_threads,
@@ -507,6 +598,7 @@ impl Server {
     /// Stops accepting, lets in-flight requests finish for up to `grace` seconds, then
     /// closes the remaining connections. Returns an asyncio future resolved when done.
     fn shutdown(&self, py: Python<'_>, grace: f64) -> PyResult<Py<PyAny>> {
+        let grace = seconds("grace", grace)?;
         let running = self
             .running
             .lock()
@@ -518,7 +610,6 @@ impl Server {
         let shared = lp.get().shared();
         let lp_ref = running.lp.clone_ref(py);
         let fut_ref = future.clone_ref(py);
-        let grace = Duration::from_secs_f64(grace.max(0.0));
         let graceful = running.graceful.lock().take();
         running.stop.notify_one();
         let done = running.done.clone();

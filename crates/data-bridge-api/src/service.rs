@@ -16,16 +16,18 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 
+use crate::access_log;
 use crate::body::Body;
 use crate::completion::{Completion, Observers};
 use crate::conditional::Conditions;
 use crate::dispatch::Dispatcher;
 use crate::endpoint::{CallMode, Endpoint, PyEndpoint};
 use crate::errors::{json_response, ApiError};
+use crate::host;
 use crate::middleware::{Head, Stack};
 use crate::proxy::{Forwarded, TrustedProxies};
 use crate::request::RequestData;
-use crate::request_body::{RequestBody, PREREAD_LIMIT};
+use crate::request_body::{BodyReadError, RequestBody, TimedIncoming, PREREAD_LIMIT};
 use crate::request_id;
 use crate::router::Router;
 use crate::websocket;
@@ -39,6 +41,16 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Largest request head.
     pub max_header_bytes: usize,
+    /// How long a request body may make no progress (408 past it).
+    pub body_timeout: Duration,
+    /// How long a connection without a request in flight may stay silent.
+    pub keep_alive_timeout: Duration,
+    /// How long a response write may make no progress.
+    pub write_timeout: Duration,
+    /// Open connections past which new ones get 503 (`None`: no limit).
+    pub max_connections: Option<usize>,
+    /// How often an HTTP/2 connection is pinged (`None`: never).
+    pub http2_keep_alive_interval: Option<Duration>,
 }
 
 /// Everything a connection needs to serve requests.
@@ -65,13 +77,18 @@ fn status_json(status: StatusCode, body: &'static str) -> Response<Body> {
     json_response(status, Bytes::from_static(body.as_bytes()))
 }
 
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
+async fn read_body(body: Incoming, limits: &Limits) -> Result<Bytes, ApiError> {
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let body = TimedIncoming::new(body, limits.body_timeout);
+    match Limited::new(body, limits.max_body_size).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge),
-        Err(e) => Err(ApiError::BadRequest(format!(
-            "cannot read the request body: {e}"
-        ))),
+        Err(e) => Err(match e.downcast::<BodyReadError>() {
+            Ok(e) => e.into_api(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => ApiError::PayloadTooLarge,
+            Err(e) => ApiError::BadRequest(format!("cannot read the request body: {e}")),
+        }),
     }
 }
 
@@ -97,7 +114,7 @@ pub async fn handle(
         .as_ref()
         .and_then(|trusted| trusted.resolve(peer, req.headers()))
         .unwrap_or_default();
-    let client = forwarded.client.or(peer);
+    let client = forwarded.client.unwrap_or(peer);
     let logging = state.observers.access_log.is_some();
     // Ids go with the access log (to match its lines with the client's) or with
     // `RequestIDMiddleware`.
@@ -113,11 +130,7 @@ pub async fn handle(
         state.served.fetch_add(1, Ordering::Relaxed);
         return response;
     }
-    let target = logging.then(|| {
-        req.uri()
-            .path_and_query()
-            .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned())
-    });
+    let target = logging.then(|| access_log::logged_target(req.uri()));
     let mut done = Completion::start(state.clone(), req.method(), req.version(), target, client);
     let mut response = layered(&state, req, client, server, forwarded, &mut done.route).await;
     if let Some((name, id)) = id {
@@ -155,20 +168,29 @@ async fn layered(
     forwarded: Forwarded,
     route: &mut Option<usize>,
 ) -> Response<Body> {
+    let host = match host::resolve(
+        req.uri(),
+        req.version(),
+        req.headers(),
+        forwarded.host.as_deref(),
+    ) {
+        Ok(host) => host,
+        Err(e) => return e.into_response(),
+    };
     if state.middleware.is_empty() {
-        return respond(state, req, client, server, forwarded, route).await;
+        return respond(state, req, client, server, forwarded.scheme, host, route).await;
     }
     let head = Head {
         method: req.method(),
         uri: req.uri(),
         headers: req.headers(),
         scheme: forwarded.scheme.unwrap_or("http"),
-        forwarded_host: forwarded.host.as_deref(),
+        host: &host,
     };
     let mut pass = state.middleware.enter(&head);
     let response = match pass.answer.take() {
         Some(answer) => answer,
-        None => respond(state, req, client, server, forwarded, route).await,
+        None => respond(state, req, client, server, forwarded.scheme, host, route).await,
     };
     pass.leave(response).await
 }
@@ -178,11 +200,12 @@ async fn respond(
     req: Request<Incoming>,
     client: Option<SocketAddr>,
     server: Option<SocketAddr>,
-    forwarded: Forwarded,
+    scheme: Option<&'static str>,
+    host: String,
     route: &mut Option<usize>,
 ) -> Response<Body> {
     if websocket::is_upgrade(&req) {
-        return websocket::handle(state, req, client, server).await;
+        return websocket::handle(state, req, client, server, host).await;
     }
     let (parts, body) = req.into_parts();
     let found = state.router.find(&parts.method, parts.uri.path());
@@ -234,12 +257,15 @@ async fn respond(
         return ApiError::PayloadTooLarge.into_response();
     }
     let body = if preread(&endpoint, declared, &body) {
-        match read_body(body, state.limits.max_body_size).await {
+        match read_body(body, &state.limits).await {
             Ok(b) => RequestBody::Buffered(b),
             Err(e) => return e.into_response(),
         }
     } else {
-        RequestBody::streamed(body, state.limits.max_body_size)
+        RequestBody::streamed(
+            TimedIncoming::new(body, state.limits.body_timeout),
+            state.limits.max_body_size,
+        )
     };
     // Kept for a `FileResponse`, which answers ranges and conditions like static files.
     let cond = Conditions::from_request(&parts.method, &parts.headers);
@@ -252,8 +278,8 @@ async fn respond(
         client,
         server,
         params: found.params,
-        scheme: forwarded.scheme.unwrap_or("http"),
-        forwarded_host: forwarded.host,
+        scheme: scheme.unwrap_or("http"),
+        host,
     };
     match state.dispatcher.spawn_python_handler(endpoint, data).await {
         Ok(mut reply) => match reply.take_background() {

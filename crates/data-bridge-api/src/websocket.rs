@@ -358,6 +358,7 @@ pub async fn handle(
     mut req: Request<Incoming>,
     client: Option<SocketAddr>,
     server: Option<SocketAddr>,
+    host: String,
 ) -> Response<Body> {
     let key = match req.headers().get("sec-websocket-key") {
         Some(k)
@@ -403,7 +404,7 @@ pub async fn handle(
         // The handshake's HTTP scheme (`WebSocket.url` maps it to ws/wss); forwarded
         // headers are not applied to handshakes.
         scheme: "http",
-        forwarded_host: None,
+        host,
     });
     let (decision_tx, decision_rx) = oneshot::channel();
     let (outbox, outbox_rx) = mpsc::channel(QUEUE);

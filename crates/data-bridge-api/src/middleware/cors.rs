@@ -288,7 +288,7 @@ mod tests {
             uri: &uri,
             headers: &headers,
             scheme: "http",
-            forwarded_host: None,
+            host: "example.com",
         })
     }
 

@@ -3,35 +3,21 @@
 //! for a host not listed, or a redirect to its `www.` form) and [`HttpsRedirect`]
 //! (`HTTPSRedirectMiddleware`: `307` from `http` to `https`, `ws` to `wss`).
 //!
-//! The host is the one a trusted proxy forwarded (`X-Forwarded-Host`), else the
-//! `Host` header (the `:authority` in HTTP/2); the scheme is `X-Forwarded-Proto`'s
-//! from a trusted proxy, else `http`: what the handler sees in `request.url`.
+//! The host is the one [`crate::host`] decided for the request (already checked to
+//! be `host[:port]`, so a redirect's `Location` cannot be steered elsewhere); the
+//! scheme is `X-Forwarded-Proto`'s from a trusted proxy, else `http`: what the
+//! handler sees in `request.url`.
 
 use http::{header, HeaderValue, Response, StatusCode};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::{latin1, option, plain_text, Head};
+use super::{option, plain_text, Head};
 use crate::body::Body;
 
 /// The body of the `400` for a host that is not allowed.
 const INVALID_HOST: &str = "Invalid host header";
-
-/// The host the request was sent to, with its port if it had one.
-fn host_of(head: &Head<'_>) -> String {
-    if let Some(host) = head.forwarded_host {
-        return host.to_owned();
-    }
-    match head.headers.get(header::HOST) {
-        Some(host) => latin1(host),
-        None => head
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default(),
-    }
-}
 
 /// The path and query the request was sent to.
 fn target_of<'a>(head: &Head<'a>) -> &'a str {
@@ -93,7 +79,7 @@ impl TrustedHosts {
         if self.allow_any {
             return None;
         }
-        let netloc = host_of(head);
+        let netloc = head.host;
         let host = netloc.split(':').next().unwrap_or("");
         let mut www = false;
         for pattern in &self.patterns {
@@ -136,7 +122,7 @@ impl HttpsRedirect {
         if head.scheme != "http" && head.scheme != "ws" {
             return None;
         }
-        let netloc = host_of(head);
+        let netloc = head.host;
         if netloc.is_empty() {
             return Some(plain_text(StatusCode::BAD_REQUEST, INVALID_HOST));
         }
@@ -148,7 +134,7 @@ impl HttpsRedirect {
         let scheme = if websocket { "wss" } else { "https" };
         let location = format!(
             "{scheme}://{}{}",
-            without_default_port(&netloc),
+            without_default_port(netloc),
             target_of(head)
         );
         Some(redirect(&location))
@@ -167,7 +153,10 @@ mod tests {
             uri,
             headers,
             scheme,
-            forwarded_host: None,
+            host: headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(""),
         }
     }
 

@@ -13,7 +13,7 @@
 //! use data_bridge_api::middleware::{Head, Stack};
 //! let stack = Stack::default();
 //! let (method, uri, headers) = (http::Method::GET, http::Uri::from_static("/"), http::HeaderMap::new());
-//! let head = Head { method: &method, uri: &uri, headers: &headers, scheme: "http", forwarded_host: None };
+//! let head = Head { method: &method, uri: &uri, headers: &headers, scheme: "http", host: "example.com" };
 //! assert!(stack.enter(&head).answer.is_none());
 //! ```
 
@@ -45,8 +45,8 @@ pub struct Head<'a> {
     pub headers: &'a HeaderMap,
     /// `http`, or what a trusted proxy said (`X-Forwarded-Proto`).
     pub scheme: &'static str,
-    /// The host a trusted proxy said the client asked for (`X-Forwarded-Host`).
-    pub forwarded_host: Option<&'a str>,
+    /// The host the request was sent to (see [`crate::host`]).
+    pub host: &'a str,
 }
 
 /// One configured layer.
