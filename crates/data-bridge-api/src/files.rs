@@ -7,7 +7,9 @@
 //!
 //! A mounted directory only ever serves regular files below its root: the request
 //! path is decoded segment by segment and refused if any segment is `..`, `.`,
-//! empty, or decodes to something containing `/`, `\` or NUL; the joined path is
+//! empty, a dotfile (`.env`, `.git`: often secrets left in a web root; only
+//! `.well-known`, RFC 8615, is served), or decodes to something containing `/`, `\`
+//! or NUL; the joined path is
 //! then resolved (symlinks included) and refused unless it is still under the root.
 //! Every refusal is a `404`, indistinguishable from a missing file.
 
@@ -173,8 +175,7 @@ fn relative_path(raw: &str) -> Option<PathBuf> {
         }
         let decoded = percent_decode(segment)?;
         if decoded.is_empty()
-            || decoded == b"."
-            || decoded == b".."
+            || (decoded.starts_with(b".") && decoded != b".well-known")
             || decoded.iter().any(|b| matches!(b, b'/' | b'\\' | 0))
         {
             return None;
@@ -429,7 +430,6 @@ mod tests {
             ("docs/", "docs"),
             ("", ""),
             ("with%20space.txt", "with space.txt"),
-            ("..hidden", "..hidden"),
             (".well-known/x", ".well-known/x"),
         ];
         for (raw, want) in cases {
@@ -456,6 +456,10 @@ mod tests {
             "nul%00.txt",
             "bad%zzescape",
             "cut%2",
+            ".env",
+            "a/.git/config",
+            "%2egit/config",
+            "..hidden",
         ];
         for raw in cases {
             assert_eq!(relative_path(raw), None, "{raw}");
