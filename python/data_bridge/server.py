@@ -44,6 +44,7 @@ async def start(
     port: int = 8000,
     *,
     uds: str | None = None,
+    uds_mode: int | None = None,
     backlog: int = 2048,
     reuse_port: bool = False,
     max_body_size: int = 16 * 1024 * 1024,
@@ -62,7 +63,10 @@ async def start(
     run). The caller stops it with :func:`stop`.
 
     The socket is bound before the lifespan starts, so a taken port fails fast with an
-    ``OSError`` naming the address. With ``fd``, the server accepts on that already
+    ``OSError`` naming the address. ``uds_mode`` (such as ``0o660``) sets the
+    permissions of the ``uds`` socket file (by default the umask does); an existing
+    socket file there is replaced only if no server listens on it, and any other file
+    is left alone (``OSError``). With ``fd``, the server accepts on that already
     listening socket (e.g. inherited from a supervisor) instead. With
     ``lifespan=False`` the app's lifespan is left alone (the test client serves an app
     used outside ``with``). ``access_log`` writes one line per request to stderr in
@@ -82,7 +86,7 @@ async def start(
     )
     own = None
     if fd is None:
-        own = listener.bind(host, port, uds, backlog, reuse_port=reuse_port)
+        own = listener.bind(host, port, uds, backlog, reuse_port=reuse_port, uds_mode=uds_mode)
         fd = own.fileno()
     try:
         if lifespan:
@@ -120,6 +124,7 @@ def serve(
     port: int = 8000,
     *,
     uds: str | None = None,
+    uds_mode: int | None = None,
     backlog: int = 2048,
     reuse_port: bool = False,
     graceful_timeout: float = 30.0,
@@ -133,7 +138,8 @@ def serve(
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM, then drains and returns. At most
     ``sync_threads`` ``def`` handlers run at once; ``max_pending`` bounds the requests
-    queued for or running in Python (503 beyond). ``access_log`` writes one line per
+    queued for or running in Python (503 beyond). ``uds_mode`` sets the permissions
+    of the ``uds`` socket file, as for :func:`start`. ``access_log`` writes one line per
     request to stderr (``log_format``: ``text`` or ``json``); ``proxy_headers`` trusts
     ``X-Forwarded-*`` from ``forwarded_allow_ips``."""
 
@@ -147,6 +153,7 @@ def serve(
             host,
             port,
             uds=uds,
+            uds_mode=uds_mode,
             backlog=backlog,
             reuse_port=reuse_port,
             max_body_size=max_body_size,
