@@ -28,6 +28,7 @@ from data_bridge.config import (
     parse_choice,
     parse_forwarded_allow_ips,
     parse_limit,
+    parse_mode,
     parse_non_negative_int,
     parse_port,
     parse_positive_int,
@@ -77,6 +78,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "host": str,
     "port": parse_port,
     "uds": str,
+    "uds_mode": parse_mode,
     "workers": parse_workers,
     "threads": parse_positive_int,
     "timeout": parse_seconds,
@@ -108,6 +110,12 @@ _OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("host", "HOST", "127.0.0.1", "address to bind"),
     ("port", "PORT", "8000", "TCP port to bind (0: any free port)"),
     ("uds", "PATH", "none", "bind this Unix socket instead of HOST:PORT"),
+    (
+        "uds-mode",
+        "MODE",
+        "as the umask leaves them",
+        "permissions of the --uds socket file, in octal (e.g. 660)",
+    ),
     ("workers", "N", "1", "worker processes; 0 or 'auto': one per available CPU"),
     (
         "threads",
@@ -272,7 +280,9 @@ def serve(args: argparse.Namespace) -> int:
         # Read when the runtime starts: in this process's worker or in the children.
         os.environ["DATA_BRIDGE_THREADS"] = str(config.threads)
     try:
-        listener = bind(config.host, config.port, config.uds, config.backlog)
+        listener = bind(
+            config.host, config.port, config.uds, config.backlog, uds_mode=config.uds_mode
+        )
     except BindError as exc:
         _fail(str(exc))
         return RUNTIME_ERROR

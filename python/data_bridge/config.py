@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data_bridge.listener import check_mode
+
 __all__ = [
     "ENV_PREFIX",
     "LOG_LEVELS",
@@ -29,6 +31,7 @@ __all__ = [
     "parse_choice",
     "parse_forwarded_allow_ips",
     "parse_limit",
+    "parse_mode",
     "parse_non_negative_int",
     "parse_port",
     "parse_positive_int",
@@ -54,6 +57,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8000
     uds: str | None = None
+    #: Permission bits of the ``uds`` socket file; ``None``: as the umask leaves them.
+    uds_mode: int | None = None
     workers: int = 1
     threads: int | None = None
     timeout: float | None = None
@@ -170,6 +175,14 @@ def parse_seconds(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise ConfigError(f"expected a finite number of seconds >= 0, got {text!r}")
     return value
+
+
+def parse_mode(text: str) -> int:
+    """File permissions in octal: ``660``, ``0660`` or ``0o660``."""
+    try:
+        return check_mode(int(text.strip(), 8))
+    except ValueError:
+        raise ConfigError(f"expected octal permissions from 000 to 777, got {text!r}") from None
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kib|mib|gib)?\s*$", re.IGNORECASE)

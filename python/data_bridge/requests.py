@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import http.cookies
-import json
 from collections.abc import AsyncIterator, Generator
 from typing import Any
 
-from data_bridge import _native
+from data_bridge import _native, jsonparser
 from data_bridge.datastructures import FormData, Headers, QueryParams
 from data_bridge.exceptions import HTTPException
 from data_bridge.formparsers import MAX_PART_SIZE, FormError, parse_form
@@ -141,7 +140,9 @@ class Request(HTTPConnection):
         return self._body
 
     async def json(self) -> Any:
-        return json.loads(await self.body())
+        """The body parsed as JSON; ``json.JSONDecodeError`` if it is not JSON (or is
+        nested too deeply)."""
+        return jsonparser.loads(await self.body())
 
     def form(
         self,

@@ -44,6 +44,7 @@ async def start(
     port: int = 8000,
     *,
     uds: str | None = None,
+    uds_mode: int | None = None,
     backlog: int = 2048,
     reuse_port: bool = False,
     max_body_size: int = 16 * 1024 * 1024,
@@ -67,7 +68,10 @@ async def start(
     run). The caller stops it with :func:`stop`.
 
     The socket is bound before the lifespan starts, so a taken port fails fast with an
-    ``OSError`` naming the address. With ``fd``, the server accepts on that already
+    ``OSError`` naming the address. ``uds_mode`` (such as ``0o660``) sets the
+    permissions of the ``uds`` socket file (by default the umask does); an existing
+    socket file there is replaced only if no server listens on it, and any other file
+    is left alone (``OSError``). With ``fd``, the server accepts on that already
     listening socket (e.g. inherited from a supervisor) instead. With
     ``lifespan=False`` the app's lifespan is left alone (the test client serves an app
     used outside ``with``). ``access_log`` writes one line per request to stderr in
@@ -99,7 +103,7 @@ async def start(
     )
     own = None
     if fd is None:
-        own = listener.bind(host, port, uds, backlog, reuse_port=reuse_port)
+        own = listener.bind(host, port, uds, backlog, reuse_port=reuse_port, uds_mode=uds_mode)
         fd = own.fileno()
     try:
         if lifespan:
@@ -142,10 +146,11 @@ def serve(
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM, then drains (in-flight requests get
     ``graceful_timeout`` seconds) and returns. ``access_log`` writes one line per request
-    to stderr. Every other option is :func:`start`'s: ``uds``, ``backlog``,
-    ``max_body_size``, ``max_pending`` (requests queued for or running in Python, 503
-    beyond), ``sync_threads`` (``def`` handlers running at once), ``log_format``, the
-    proxy settings and the time and connection limits."""
+    to stderr. Every other option is :func:`start`'s: ``uds``, ``uds_mode`` (permissions
+    of the ``uds`` socket file), ``backlog``, ``max_body_size``, ``max_pending``
+    (requests queued for or running in Python, 503 beyond), ``sync_threads`` (``def``
+    handlers running at once), ``log_format``, the proxy settings and the time and
+    connection limits."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

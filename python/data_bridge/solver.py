@@ -20,8 +20,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 import pydantic
-import pydantic_core
 
+from data_bridge import jsonparser
 from data_bridge.background import BackgroundTasks
 from data_bridge.datastructures import FormData, UploadFile
 from data_bridge.dependencies import Dependant, FormModel, ParamField, SecurityScopes, analyze
@@ -67,7 +67,7 @@ def _is_json(content_type: str) -> bool:
 def read_body(request: Request) -> Any:
     """The request body for body parameters: parsed JSON when the content type says
     JSON, the raw bytes under any other content type, ``UNSET`` when empty. Malformed
-    JSON raises FastAPI's ``json_invalid`` validation error."""
+    (or too deeply nested) JSON raises FastAPI's ``json_invalid`` validation error."""
     raw = request._native.body_bytes()
     if not raw:
         return UNSET
@@ -75,12 +75,7 @@ def read_body(request: Request) -> Any:
     if not content_type or not _is_json(content_type):
         return raw
     try:
-        return pydantic_core.from_json(raw)
-    except ValueError:
-        pass
-    # The stdlib parser names the error and its position as FastAPI reports them.
-    try:
-        return json.loads(raw)
+        return jsonparser.loads(raw)
     except json.JSONDecodeError as exc:
         error = {
             "type": "json_invalid",

@@ -24,9 +24,26 @@ DEFAULT_PING_INTERVAL = 15.0
 DEFAULT_SEPARATOR = "\r\n"
 
 
+def _check_sep(sep: str | None) -> str:
+    if sep not in (None, "\r\n", "\r", "\n"):
+        raise ValueError(f"sep must be one of: \\r\\n, \\r, \\n, got: {sep!r}")
+    return sep or DEFAULT_SEPARATOR
+
+
+def _check_single_line(field: str, value: str | int | None) -> None:
+    # A line break ends the field: the rest of the value would be read as new fields
+    # or events. ``data`` and ``comment`` are split into several lines instead.
+    if value is not None and ("\r" in str(value) or "\n" in str(value)):
+        raise ValueError(f"the {field} of an event cannot contain CR or LF, got {value!r}")
+
+
 class ServerSentEvent:
     """One event: ``data`` (each of its lines sent as a ``data:`` field), with an
-    optional ``event`` name, ``id``, ``retry`` (milliseconds) and ``comment``."""
+    optional ``event`` name, ``id``, ``retry`` (milliseconds) and ``comment``.
+
+    ``event`` and ``id`` are single fields, so a value holding CR or LF (or, for
+    ``id``, NUL, which makes clients drop it) raises ``ValueError``, and a ``retry``
+    that is not an ``int`` raises ``TypeError``."""
 
     def __init__(
         self,
@@ -43,7 +60,38 @@ class ServerSentEvent:
         self.id = id
         self.retry = retry
         self.comment = comment
-        self.sep = sep or DEFAULT_SEPARATOR
+        self.sep = _check_sep(sep)
+
+    # Checked on every assignment, so an event changed after it was made is checked too.
+    @property
+    def event(self) -> str | None:
+        return self._event
+
+    @event.setter
+    def event(self, value: str | None) -> None:
+        _check_single_line("event", value)
+        self._event = value
+
+    @property
+    def id(self) -> str | int | None:
+        return self._id
+
+    @id.setter
+    def id(self, value: str | int | None) -> None:
+        if value is not None and "\0" in str(value):
+            raise ValueError(f"the id of an event cannot contain NUL, got {value!r}")
+        _check_single_line("id", value)
+        self._id = value
+
+    @property
+    def retry(self) -> int | None:
+        return self._retry
+
+    @retry.setter
+    def retry(self, value: int | None) -> None:
+        if value is not None and not isinstance(value, int):
+            raise TypeError("retry argument must be int")
+        self._retry = value
 
     def encode(self) -> bytes:
         """The event in the ``text/event-stream`` format, ending with a blank line."""
@@ -52,16 +100,15 @@ class ServerSentEvent:
         if self.comment is not None:
             out.extend(f": {line}{sep}" for line in str(self.comment).splitlines())
         if self.id is not None:
-            out.append(f"id: {self.id}{sep}")
+            out.append(f"id: {self.id!s}{sep}")
         if self.event is not None:
-            out.append(f"event: {self.event}{sep}")
+            out.append(f"event: {self.event!s}{sep}")
         if self.data is not None:
             # A field cannot hold a line break: each line of the data is a field.
             out.extend(f"data: {line}{sep}" for line in str(self.data).splitlines() or [""])
         if self.retry is not None:
-            if not isinstance(self.retry, int):
-                raise TypeError("retry argument must be int")
-            out.append(f"retry: {self.retry}{sep}")
+            # ``int()``: an int subclass could print anything.
+            out.append(f"retry: {int(self.retry)}{sep}")
         out.append(sep)
         return "".join(out).encode("utf-8")
 
@@ -107,9 +154,7 @@ class EventSourceResponse(StreamingResponse):
         sep: str | None = None,
         ping_message_factory: Callable[[], ServerSentEvent] | None = None,
     ) -> None:
-        if sep not in (None, "\r\n", "\r", "\n"):
-            raise ValueError(f"sep must be one of: \\r\\n, \\r, \\n, got: {sep!r}")
-        self.sep = sep or DEFAULT_SEPARATOR
+        self.sep = _check_sep(sep)
         self.ping_interval = DEFAULT_PING_INTERVAL if ping is None else ping
         self.ping_message_factory = ping_message_factory
         merged = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})}

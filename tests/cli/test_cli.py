@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -77,6 +78,9 @@ IMPORTS_MISSING = "import nosuchdependency_xyz\n"
         (["serve", "cliapp:app", "--port", "eighty"], {}, 2, "eighty"),
         (["serve", "cliapp:app", "--workers", "-1"], {}, 2, "--workers"),
         (["serve", "cliapp:app", "--max-body-size", "12XB"], {}, 2, "12XB"),
+        (["serve", "cliapp:app", "--uds-mode", "rw-rw----"], {}, 2, "--uds-mode"),
+        (["serve", "cliapp:app", "--uds-mode", "1660"], {}, 2, "000 to 777"),
+        (["serve", "cliapp:app"], {"DATA_BRIDGE_UDS_MODE": "999"}, 2, "DATA_BRIDGE_UDS_MODE"),
         (["serve"], {}, 2, "APP"),
         (["serve", "cliapp"], {}, 2, "module:attribute"),
         (["serve", "cliapp:app"], {"DATA_BRIDGE_PORT": "abc"}, 2, "DATA_BRIDGE_PORT"),
@@ -224,6 +228,82 @@ def test_unix_socket(cli: Callable[..., Cli], app_dir: Path) -> None:
     server.signal(signal.SIGTERM)
     assert server.wait(10) == 0
     assert not path.exists()
+
+
+def stale_socket(path: Path) -> None:
+    """Leaves a socket file at ``path`` as a server that died would."""
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(path))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "mode"),
+    [
+        (["--uds-mode", "660"], {}, 0o660),
+        ([], {"DATA_BRIDGE_UDS_MODE": "0o600"}, 0o600),
+    ],
+    ids=["flag", "env"],
+)
+def test_unix_socket_mode(
+    cli: Callable[..., Cli], app_dir: Path, args: list[str], env: dict[str, str], mode: int
+) -> None:
+    path = app_dir / "db.sock"
+    stale_socket(path)
+    server = cli("serve", "cliapp:app", "--uds", str(path), *args, env=env)
+
+    def serving() -> bool:
+        # The stale file is replaced by a socket that accepts.
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                return False
+            return True
+
+    assert wait_until(serving, timeout=20), server.stderr()
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    transport = httpx.HTTPTransport(uds=str(path))
+    with httpx.Client(transport=transport, base_url="http://local", timeout=10) as c:
+        assert c.get("/health").status_code == 200
+    server.signal(signal.SIGTERM)
+    assert server.wait(10) == 0
+
+
+@pytest.mark.parametrize("kind", ["file", "directory", "link to a socket", "live socket"])
+def test_unix_socket_path_that_is_not_ours(app_dir: Path, kind: str) -> None:
+    path = app_dir / "db.sock"
+    live = None
+    if kind == "file":
+        path.write_text("keep me")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "link to a socket":
+        stale_socket(app_dir / "other.sock")
+        path.symlink_to(app_dir / "other.sock")
+    else:
+        live = socket.socket(socket.AF_UNIX)
+        live.bind(str(path))
+        live.listen()
+    try:
+        result = run_cli(app_dir, "serve", "cliapp:app", "--uds", str(path))
+    finally:
+        if live is not None:
+            live.close()
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"cannot bind unix socket {path}: " in lines[0]
+    expected = "a server is listening on it" if live else "it exists and is not a socket"
+    assert expected in lines[0]
+    # Left as it was.
+    if kind == "file":
+        assert path.read_text() == "keep me"
+    elif kind == "directory":
+        assert path.is_dir()
+    elif kind == "link to a socket":
+        assert path.is_symlink()
+    else:
+        assert stat.S_ISSOCK(path.lstat().st_mode)
 
 
 def test_reload_restarts_on_source_change(cli: Callable[..., Cli], app_dir: Path) -> None:

@@ -232,3 +232,52 @@ def test_starlette_classes_stand_for_the_built_in_ones() -> None:
 def test_bad_options_fail_when_added(cls: Any, options: dict[str, Any], error: Any) -> None:
     with pytest.raises(error):
         App().add_middleware(cls, **options)
+
+
+@pytest.mark.parametrize("cls", [CORSMiddleware, StarletteCORS], ids=["data_bridge", "starlette"])
+@pytest.mark.parametrize("origins", [["*"], [ORIGIN, "*"]], ids=["any", "listed-and-any"])
+def test_any_origin_with_credentials_is_refused(cls: Any, origins: list[str]) -> None:
+    app = App()
+    with pytest.raises(
+        ValueError, match="list the allowed origins explicitly or use allow_origin_regex"
+    ):
+        app.add_middleware(cls, allow_origins=origins, allow_credentials=True)
+    # Nothing half-added: no origin, ``null`` included, is granted credentialed access.
+    with run_server(app) as url:
+        resp = httpx.get(url + "/health", headers={"origin": "null"}, timeout=5)
+    assert resp.status_code == 200
+    assert "access-control-allow-origin" not in resp.headers
+    assert "access-control-allow-credentials" not in resp.headers
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"allow_origins": [ORIGIN]},
+        {"allow_origin_regex": r"https://[a-z]+\.example"},
+    ],
+    ids=["listed", "regex"],
+)
+def test_credentials_with_listed_or_matching_origins(options: dict[str, Any]) -> None:
+    app = App()
+    app.add_middleware(CORSMiddleware, allow_credentials=True, **options)
+
+    @app.get("/me")
+    def me() -> dict[str, str]:
+        return {"user": "someone"}
+
+    preflight = {"access-control-request-method": "GET"}
+    with run_server(app) as url, httpx.Client(base_url=url, timeout=5) as client:
+        resp = client.get("/me", headers={"origin": ORIGIN})
+        assert resp.headers["access-control-allow-origin"] == ORIGIN
+        assert resp.headers["access-control-allow-credentials"] == "true"
+        resp = client.options("/me", headers={"origin": ORIGIN, **preflight})
+        assert resp.status_code == 200
+        assert resp.headers["access-control-allow-origin"] == ORIGIN
+        for other in ("null", "https://evil.test"):
+            resp = client.get("/me", headers={"origin": other})
+            assert resp.status_code == 200
+            assert "access-control-allow-origin" not in resp.headers, other
+            resp = client.options("/me", headers={"origin": other, **preflight})
+            assert resp.status_code == 400, other
+            assert "access-control-allow-origin" not in resp.headers, other

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -295,3 +296,24 @@ def test_port_in_use_fails_before_startup_hooks() -> None:
         with pytest.raises(OSError, match=f"127.0.0.1:{port}: address already in use"):
             data_bridge.pyloop.run(data_bridge.start(app, port=port))
     assert ran == []
+
+
+def test_unix_socket_mode_and_what_binding_leaves_alone(tmp_path: Path) -> None:
+    path = tmp_path / "db.sock"
+    app = App()
+    with run_server_info(app, uds=str(path), uds_mode=0o600) as running:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        transport = httpx.HTTPTransport(uds=str(path))
+        with httpx.Client(transport=transport, base_url=running.base_url, timeout=5) as c:
+            assert c.get("/health").status_code == 200
+        # A second server does not take the socket of one still listening.
+        with pytest.raises(OSError, match="a server is listening on it"):
+            data_bridge.pyloop.run(data_bridge.start(App(), uds=str(path)))
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    with pytest.raises(OSError, match=f"{taken}: it exists and is not a socket"):
+        data_bridge.pyloop.run(data_bridge.start(App(), uds=str(taken)))
+    assert taken.read_text() == "keep me"
+    for bad in (0o1777, -1, True):
+        with pytest.raises(ValueError, match="permission bits"):
+            data_bridge.pyloop.run(data_bridge.start(App(), uds=str(path), uds_mode=bad))

@@ -77,6 +77,12 @@ def make_app() -> tuple[App, dict[str, Any]]:
             gen(), ping=0.1, ping_message_factory=lambda: ServerSentEvent(event="ping")
         )
 
+    @app.get("/echo-field")
+    async def echo_field(field: str, value: str) -> EventSourceResponse:
+        # A field taken from the request, as an id echoed from Last-Event-ID would be.
+        event = ServerSentEvent("safe", **{field: value})
+        return EventSourceResponse(iter([event]))
+
     return app, seen
 
 
@@ -146,6 +152,51 @@ def test_encoding_rules() -> None:
     assert ServerSentEvent("", event="e").encode() == b"event: e\r\ndata: \r\n\r\n"
     assert ServerSentEvent("x", sep="\n").encode() == b"data: x\n\n"
     with pytest.raises(TypeError):
-        ServerSentEvent("x", retry="soon").encode()  # type: ignore[arg-type]
+        ServerSentEvent("x", retry="soon")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sep"):
         EventSourceResponse(iter([]), sep="\t")
+
+
+@pytest.mark.parametrize("field", ["event", "id"])
+@pytest.mark.parametrize("value", ["tick\ndata: injected", "tick\rdata: injected", "a\r\n"])
+def test_a_line_break_in_a_single_line_field_is_refused(
+    served: tuple[str, dict[str, Any]], field: str, value: str
+) -> None:
+    base, _ = served
+    r = httpx.get(base + "/echo-field", params={"field": field, "value": value}, timeout=TIMEOUT)
+    assert r.status_code == 500
+    assert "injected" not in r.text
+    # The same value without the line break is sent as one field.
+    r = httpx.get(base + "/echo-field", params={"field": field, "value": "tick"}, timeout=TIMEOUT)
+    assert r.text == f"{field}: tick\r\ndata: safe\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("event", "a\nb"),
+        ("event", "a\rb"),
+        ("id", "1\n2"),
+        ("id", "1\r\n"),
+        ("id", "1\0"),
+    ],
+    ids=repr,
+)
+def test_single_line_fields_are_checked_when_set(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"the {field} of an event cannot contain"):
+        ServerSentEvent("x", **{field: value})
+    event = ServerSentEvent("x")
+    with pytest.raises(ValueError, match="cannot contain"):
+        setattr(event, field, value)
+    assert event.encode() == b"data: x\r\n\r\n"
+
+
+def test_multi_line_data_and_comments_stay_within_their_fields() -> None:
+    event = ServerSentEvent("a\rid: 1\r\nb", comment="c\nevent: x", retry=5)
+    assert event.encode() == (
+        b": c\r\n: event: x\r\ndata: a\r\ndata: id: 1\r\ndata: b\r\nretry: 5\r\n\r\n"
+    )
+    with pytest.raises(TypeError):
+        ServerSentEvent("x", retry="5\ndata: y")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sep"):
+        ServerSentEvent("x", sep="\ndata: y\n")

@@ -8,6 +8,9 @@ allowed. Other responses get ``access-control-allow-origin`` (``*``, or the requ
 ``access-control-allow-credentials``, ``access-control-expose-headers`` and
 ``Vary: Origin``. ``allow_origin_regex`` must match the whole origin; it uses Rust's
 ``regex`` syntax (no look-around or back-references).
+
+Unlike Starlette, ``allow_origins=["*"]`` with ``allow_credentials=True`` is refused
+with ``ValueError``: it would let every origin make credentialed requests.
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ class CORSMiddleware(NativeMiddleware):
         max_age: int = 600,
     ) -> None:
         super().__init__(app)
+        if allow_credentials and "*" in allow_origins:
+            # Every origin would be echoed back with credentials allowed, ``null``
+            # included: any page could read a signed-in user's responses.
+            raise ValueError(
+                'CORSMiddleware: allow_origins=["*"] cannot be used with '
+                "allow_credentials=True (every site could make credentialed requests); "
+                "list the allowed origins explicitly or use allow_origin_regex"
+            )
         if allow_origin_regex is not None:
             re.compile(allow_origin_regex)
         self.allow_origins = list(allow_origins)
