@@ -22,6 +22,7 @@ from data_bridge.listener import check_mode
 __all__ = [
     "ENV_PREFIX",
     "LOG_LEVELS",
+    "MAX_SECONDS",
     "Config",
     "ConfigError",
     "available_cpus",
@@ -167,13 +168,18 @@ def parse_limit(text: str) -> int | None:
     return _parse_int(text, 0) or None
 
 
+#: The longest duration a setting accepts (a year), as the server itself checks:
+#: longer ones are mistakes, and no clock can add ``1e300`` seconds.
+MAX_SECONDS = 365 * 24 * 3600
+
+
 def parse_seconds(text: str) -> float:
     try:
         value = float(text.strip())
     except ValueError:
         raise ConfigError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise ConfigError(f"expected a finite number of seconds >= 0, got {text!r}")
+    if not 0 <= value <= MAX_SECONDS:
+        raise ConfigError(f"expected a number of seconds from 0 to {MAX_SECONDS}, got {text!r}")
     return value
 
 
