@@ -217,20 +217,21 @@ def test_limits_from_flags(cli: Callable[..., Cli]) -> None:
     assert statuses == [200, 503]
 
 
+def accepts(path: Path) -> bool:
+    """Whether a server accepts on the Unix socket ``path``. Probed with our own
+    socket: httpx leaks the one of a failed Unix connect."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
 def test_unix_socket(cli: Callable[..., Cli], app_dir: Path) -> None:
     path = app_dir / "db.sock"
     server = cli("serve", "cliapp:app", "--uds", str(path))
-
-    def accepting() -> bool:
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(path))
-            except OSError:
-                return False
-            return True
-
-    # Probed with our own socket: httpx leaks the one of a failed Unix connect.
-    assert wait_until(accepting, timeout=20), server.stderr()
+    assert wait_until(lambda: accepts(path), timeout=20), server.stderr()
     transport = httpx.HTTPTransport(uds=str(path))
     with httpx.Client(transport=transport, base_url="http://local", timeout=10) as c:
         assert c.get("/health").status_code == 200
@@ -260,17 +261,8 @@ def test_unix_socket_mode(
     path = app_dir / "db.sock"
     stale_socket(path)
     server = cli("serve", "cliapp:app", "--uds", str(path), *args, env=env)
-
-    def serving() -> bool:
-        # The stale file is replaced by a socket that accepts.
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(path))
-            except OSError:
-                return False
-            return True
-
-    assert wait_until(serving, timeout=20), server.stderr()
+    # The stale file is replaced by a socket that accepts.
+    assert wait_until(lambda: accepts(path), timeout=20), server.stderr()
     assert stat.S_IMODE(path.stat().st_mode) == mode
     transport = httpx.HTTPTransport(uds=str(path))
     with httpx.Client(transport=transport, base_url="http://local", timeout=10) as c:
