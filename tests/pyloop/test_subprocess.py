@@ -447,7 +447,11 @@ def test_returncode_when_child_exits_before_send_signal(
 ) -> None:
     """The child exits while the loop is busy; send_signal() then polls the Popen
     object, which must not make the real exit status unavailable."""
-    skip_if_asyncio_watches_pidfds(loop)
+    if not is_pyloop(loop):
+        # 3.11's thread watcher races send_signal()'s Popen.poll() for the exit status
+        # and reports 255 when it loses (seen about one run in three): asyncio's own
+        # loop is no reference here, only PyLoop is checked.
+        pytest.skip("asyncio's child watchers lose this exit status intermittently")
 
     async def main() -> tuple[int, int | None]:
         proc = await asyncio.create_subprocess_exec(PY, "-c", EXIT_5_SOON)
