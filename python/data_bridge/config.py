@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data_bridge.durations import check_seconds
 from data_bridge.listener import check_mode
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "parse_non_negative_int",
     "parse_port",
     "parse_positive_int",
+    "parse_positive_seconds",
     "parse_seconds",
     "parse_size",
     "parse_workers",
@@ -155,14 +157,25 @@ def parse_workers(text: str) -> int:
     return value or available_cpus()
 
 
-def parse_seconds(text: str) -> float:
+def _parse_seconds(text: str, positive: bool) -> float:
     try:
         value = float(text.strip())
     except ValueError:
         raise ConfigError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise ConfigError(f"expected a finite number of seconds >= 0, got {text!r}")
-    return value
+    try:
+        return check_seconds(value, positive=positive)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def parse_seconds(text: str) -> float:
+    """Seconds from 0 to a year (``durations.MAX_SECONDS``)."""
+    return _parse_seconds(text, positive=False)
+
+
+def parse_positive_seconds(text: str) -> float:
+    """Seconds above 0, up to a year."""
+    return _parse_seconds(text, positive=True)
 
 
 def parse_mode(text: str) -> int:
