@@ -13,6 +13,7 @@ import pydantic_core
 from data_bridge import _native
 from data_bridge.datastructures import Headers, UploadFile
 from data_bridge.dependencies import Depends
+from data_bridge.durations import check_seconds
 from data_bridge.endpoints import Route, compile_route, compile_websocket_route
 from data_bridge.exceptions import RequestValidationError
 from data_bridge.lifespan import Lifespan, LifespanFactory
@@ -92,17 +93,19 @@ class App:
         metrics_path: str = "/metrics",
         process_pool_size: int | None = None,
     ) -> None:
-        """``title`` to ``license_info`` describe the app in its OpenAPI document, served
-        at ``openapi_url``, with Swagger UI at ``docs_url`` and ReDoc at ``redoc_url``;
-        ``None`` turns any of them off (no document, no pages). ``metrics=True`` serves
-        Prometheus metrics at ``metrics_path`` from Rust; ``process_pool_size`` is the
-        number of processes running ``executor="process"`` routes (default: one per
-        CPU)."""
+        """``timeout`` is the handler timeout, in seconds above 0 and at most a year
+        (``durations.MAX_SECONDS``), of every route that declares none (``None``: no
+        timeout); past it the answer is ``504``. ``title`` to ``license_info`` describe
+        the app in its OpenAPI document, served at ``openapi_url``, with Swagger UI at
+        ``docs_url`` and ReDoc at ``redoc_url``; ``None`` turns any of them off (no
+        document, no pages). ``metrics=True`` serves Prometheus metrics at
+        ``metrics_path`` from Rust; ``process_pool_size`` is the number of processes
+        running ``executor="process"`` routes (default: one per CPU)."""
         for url in (openapi_url, docs_url, redoc_url, swagger_ui_oauth2_redirect_url):
             if url is not None and not url.startswith("/"):
                 raise ValueError(f"documentation URLs must start with '/': {url!r}")
         self.debug = debug
-        self.timeout = timeout
+        self.timeout = None if timeout is None else check_seconds(timeout, "timeout", positive=True)
         self.title = title
         self.version = version
         self.summary = summary

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data_bridge.durations import check_seconds
 from data_bridge.listener import check_mode
 
 __all__ = [
     "ENV_PREFIX",
     "LOG_LEVELS",
-    "MAX_SECONDS",
     "Config",
     "ConfigError",
     "available_cpus",
@@ -36,6 +36,7 @@ __all__ = [
     "parse_non_negative_int",
     "parse_port",
     "parse_positive_int",
+    "parse_positive_seconds",
     "parse_seconds",
     "parse_size",
     "parse_workers",
@@ -168,19 +169,25 @@ def parse_limit(text: str) -> int | None:
     return _parse_int(text, 0) or None
 
 
-#: The longest duration a setting accepts (a year), as the server itself checks:
-#: longer ones are mistakes, and no clock can add ``1e300`` seconds.
-MAX_SECONDS = 365 * 24 * 3600
-
-
-def parse_seconds(text: str) -> float:
+def _parse_seconds(text: str, positive: bool) -> float:
     try:
         value = float(text.strip())
     except ValueError:
         raise ConfigError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 <= value <= MAX_SECONDS:
-        raise ConfigError(f"expected a number of seconds from 0 to {MAX_SECONDS}, got {text!r}")
-    return value
+    try:
+        return check_seconds(value, positive=positive)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def parse_seconds(text: str) -> float:
+    """Seconds from 0 to a year (``durations.MAX_SECONDS``)."""
+    return _parse_seconds(text, positive=False)
+
+
+def parse_positive_seconds(text: str) -> float:
+    """Seconds above 0, up to a year."""
+    return _parse_seconds(text, positive=True)
 
 
 def parse_mode(text: str) -> int:

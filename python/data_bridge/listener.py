@@ -67,15 +67,23 @@ def _clear_stale_socket(path: str) -> None:
         try:
             probe.connect(path)
         except ConnectionRefusedError:
-            os.unlink(path)
-            return
+            stale = True
         except BlockingIOError:
-            pass  # a full backlog: a server is there
+            stale = False  # a full backlog: a server is there
         except OSError as exc:
             raise _error(f"unix socket {path}", exc) from None
-    raise BindError(
-        errno.EADDRINUSE, f"cannot bind unix socket {path}: a server is listening on it"
-    )
+        else:
+            stale = False
+    if not stale:
+        raise BindError(
+            errno.EADDRINUSE, f"cannot bind unix socket {path}: a server is listening on it"
+        )
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise _error(f"unix socket {path}", exc) from None
 
 
 def check_mode(mode: int) -> int:

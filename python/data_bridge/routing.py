@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from data_bridge.dependencies import Dependant, Depends, analyze, analyze_depends
+from data_bridge.durations import check_seconds
 from data_bridge.responses import JSONResponse, Response
 
 __all__ = ["DEFAULT", "EXECUTORS", "APIRoute", "APIRouter", "APIWebSocketRoute", "path_names"]
@@ -78,7 +79,7 @@ class APIRoute:
         self.dependencies = list(dependencies)
         self.tags = list(tags)
         self.name = name or getattr(endpoint, "__name__", "endpoint")
-        self.timeout = timeout
+        self.timeout = None if timeout is None else check_seconds(timeout, "timeout", positive=True)
         # Documentation only (see data_bridge.openapi); nothing here runs per request.
         self.summary = summary
         self.description = description

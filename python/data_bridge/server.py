@@ -17,6 +17,7 @@ import pydantic_core
 from data_bridge import _native, listener
 from data_bridge.app import App
 from data_bridge.background import drain, run_background
+from data_bridge.durations import check_seconds
 from data_bridge.exceptions import HTTPException
 from data_bridge.pyloop import new_event_loop
 from data_bridge.reporting import report
@@ -127,6 +128,7 @@ async def stop(
     """Stops a server made by :func:`start`: no new connections, in-flight requests and
     background tasks get ``graceful_timeout`` seconds each, then the app's lifespan ends
     (or its shutdown hooks run) and its process pool, if it started one, shuts down."""
+    graceful_timeout = check_seconds(graceful_timeout, "graceful_timeout")
     await server.shutdown(graceful_timeout)
     if not await drain(graceful_timeout):
         logger.warning("background tasks still running after %s s", graceful_timeout)
@@ -151,6 +153,8 @@ def serve(
     (requests queued for or running in Python, 503 beyond), ``sync_threads`` (``def``
     handlers running at once), ``log_format``, the proxy settings and the time and
     connection limits."""
+    # Checked now, not when shutting down after serving for a while.
+    check_seconds(graceful_timeout, "graceful_timeout")
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

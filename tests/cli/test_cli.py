@@ -19,7 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from data_bridge.config import ConfigError, load_env_file, parse_size, parse_workers
+from data_bridge.config import (
+    ConfigError,
+    load_env_file,
+    parse_positive_seconds,
+    parse_seconds,
+    parse_size,
+    parse_workers,
+)
 from tests.waiting import wait_until
 
 from .conftest import Cli, free_port, http
@@ -78,9 +85,6 @@ IMPORTS_MISSING = "import nosuchdependency_xyz\n"
         (["serve", "cliapp:app", "--port", "eighty"], {}, 2, "eighty"),
         (["serve", "cliapp:app", "--workers", "-1"], {}, 2, "--workers"),
         (["serve", "cliapp:app", "--max-body-size", "12XB"], {}, 2, "12XB"),
-        (["serve", "cliapp:app", "--timeout", "1e300"], {}, 2, "--timeout"),
-        (["serve", "cliapp:app", "--timeout", "inf"], {}, 2, "from 0 to 31536000"),
-        (["serve", "cliapp:app", "--graceful-timeout", "1e300"], {}, 2, "--graceful-timeout"),
         (["serve", "cliapp:app", "--keep-alive-timeout", "nan"], {}, 2, "--keep-alive-timeout"),
         (
             ["serve", "cliapp:app"],
@@ -91,6 +95,20 @@ IMPORTS_MISSING = "import nosuchdependency_xyz\n"
         (["serve", "cliapp:app", "--uds-mode", "rw-rw----"], {}, 2, "--uds-mode"),
         (["serve", "cliapp:app", "--uds-mode", "1660"], {}, 2, "000 to 777"),
         (["serve", "cliapp:app"], {"DATA_BRIDGE_UDS_MODE": "999"}, 2, "DATA_BRIDGE_UDS_MODE"),
+        (["serve", "cliapp:app", "--timeout", "1e300"], {}, 2, "--timeout: expected a number"),
+        (["serve", "cliapp:app", "--timeout", "inf"], {}, 2, "at most 31536000"),
+        (["serve", "cliapp:app", "--timeout", "nan"], {}, 2, "--timeout"),
+        (["serve", "cliapp:app", "--timeout", "-1"], {}, 2, "--timeout"),
+        (["serve", "cliapp:app", "--timeout", "0"], {}, 2, "seconds > 0"),
+        (["serve", "cliapp:app", "--graceful-timeout", "1e300"], {}, 2, "--graceful-timeout"),
+        (["serve", "cliapp:app", "--graceful-timeout", "nan"], {}, 2, "seconds >= 0"),
+        (["serve", "cliapp:app"], {"DATA_BRIDGE_TIMEOUT": "inf"}, 2, "DATA_BRIDGE_TIMEOUT"),
+        (
+            ["serve", "cliapp:app"],
+            {"DATA_BRIDGE_GRACEFUL_TIMEOUT": "31536001"},
+            2,
+            "DATA_BRIDGE_GRACEFUL_TIMEOUT: expected a number of seconds",
+        ),
         (["serve"], {}, 2, "APP"),
         (["serve", "cliapp"], {}, 2, "module:attribute"),
         (["serve", "cliapp:app"], {"DATA_BRIDGE_PORT": "abc"}, 2, "DATA_BRIDGE_PORT"),
@@ -332,6 +350,38 @@ def test_reload_restarts_on_source_change(cli: Callable[..., Cli], app_dir: Path
 )
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "seconds"),
+    [
+        (parse_seconds, "0", 0.0),
+        (parse_seconds, " 2.5 ", 2.5),
+        (parse_seconds, "31536000", 31_536_000.0),
+        (parse_positive_seconds, "0.001", 0.001),
+        (parse_positive_seconds, "1e3", 1000.0),
+    ],
+)
+def test_parse_seconds(parse: Callable[[str], float], text: str, seconds: float) -> None:
+    assert parse(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_seconds, "-0.5"),
+        (parse_seconds, "31536000.5"),
+        (parse_seconds, "1e300"),
+        (parse_seconds, "-inf"),
+        (parse_seconds, "NaN"),
+        (parse_seconds, "soon"),
+        (parse_positive_seconds, "0"),
+        (parse_positive_seconds, "infinity"),
+    ],
+)
+def test_parse_seconds_refuses(parse: Callable[[str], float], text: str) -> None:
+    with pytest.raises(ConfigError, match="expected a number of seconds"):
+        parse(text)
 
 
 def test_parse_workers_auto() -> None:
