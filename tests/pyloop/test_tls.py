@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.pyloop.test_transport_context import WHO, ContextRecorder, run_isolated
 from tests.pyloop.waiting import wait_until
 
 trustme = pytest.importorskip("trustme")
@@ -431,3 +432,47 @@ def test_tls_shutdown_timeout(
         assert contexts == []
 
     run(main())
+
+
+def test_tls_protocol_callbacks_see_creation_context(
+    loop: asyncio.AbstractEventLoop, run: Run[None], certs: Certs
+) -> None:
+    """Behind TLS, the application protocol's callbacks (connection_made included,
+    which runs once the handshake completes) see the context the connection was made
+    in: the server's for accepted connections, the caller's for create_connection."""
+    servers: list[ContextRecorder] = []
+
+    def factory() -> ContextRecorder:
+        proto = ContextRecorder()
+        servers.append(proto)
+        return proto
+
+    async def main() -> None:
+        WHO.set("server")
+        server = await loop.create_server(factory, HOST, 0, ssl=certs.server)
+        port = server.sockets[0].getsockname()[1]
+        WHO.set("client")
+        transport, client = await loop.create_connection(
+            ContextRecorder, HOST, port, ssl=certs.client, server_hostname="localhost"
+        )
+        await wait_until(lambda: bool(servers) and servers[0].transport is not None)
+        for _ in range(3):
+            transport.write(b"ping")
+            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(servers[0].data) == 12)
+        assert servers[0].transport is not None
+        servers[0].transport.write(b"pong")
+        await wait_until(lambda: client.data == b"pong")
+        transport.close()
+        await asyncio.wait_for(client.lost, 10)
+        await asyncio.wait_for(servers[0].lost, 10)
+        server.close()
+        await server.wait_closed()
+        assert ("connection_made", "client") in client.seen
+        assert ("data_received", "client") in client.seen
+        assert client.values() == {"client"}
+        assert ("connection_made", "server") in servers[0].seen
+        assert ("data_received", "server") in servers[0].seen
+        assert servers[0].values() == {"server"}
+
+    run_isolated(run, main())

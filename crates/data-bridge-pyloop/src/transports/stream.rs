@@ -29,9 +29,10 @@ use tokio::io::unix::AsyncFd;
 
 use crate::core::LoopCore;
 use crate::errors::os_error;
+use crate::handle::copy_context;
 use crate::io::Source;
 use crate::transports::base::{
-    finish_lost, is_fatal, report, retry, schedule_lost, schedule_start, Fd, Flow, Slot,
+    finish_lost, in_context, is_fatal, report, retry, schedule_lost, schedule_start, Fd, Flow, Slot,
 };
 
 /// asyncio's read size for socket transports.
@@ -70,6 +71,9 @@ struct Inner {
     read_eof: bool,
     lp: Py<LoopCore>,
     protocol: Option<Py<PyAny>>,
+    /// The context protocol callbacks run in (see `in_context`); released with the
+    /// protocol, since a context variable may refer back to the transport.
+    context: Option<Py<PyAny>>,
     reader: Option<Reader>,
     transport: Option<Py<PyAny>>,
     sock: Option<Py<PyAny>>,
@@ -587,16 +591,20 @@ impl StreamTransport {
 
     /// Called by the loop when Tokio reported the socket ready (or on a recheck).
     pub(crate) fn on_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
         let this = slf.get();
         let mut after = After::default();
-        {
+        let context = {
             let mut inner = this.inner.lock();
             if inner.buffered() > 0 || inner.sendfile.is_some() {
                 this.write_ready(&mut inner, &mut after);
             }
-        }
-        StreamTransport::after(slf, after)?;
-        StreamTransport::read_once(slf)?;
+            inner.context.as_ref().map(|c| c.clone_ref(py))
+        };
+        in_context(py, context.as_ref(), || {
+            StreamTransport::after(slf, after)?;
+            StreamTransport::read_once(slf)
+        })?;
         this.rearm();
         Ok(())
     }
@@ -614,6 +622,7 @@ impl StreamTransport {
                     inner.protocol.take(),
                     inner.transport.take(),
                     inner.reader.take(),
+                    inner.context.take(),
                 ),
             )
         };
@@ -643,7 +652,7 @@ impl StreamTransport {
     fn call_connection_lost(slf: &Bound<'_, Self>, exc: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
         StreamTransport::deregister(slf);
-        let (protocol, sock, on_lost, transport, reader) = {
+        let (protocol, sock, on_lost, transport, reader, context) = {
             let mut inner = slf.get().inner.lock();
             (
                 inner.protocol.take(),
@@ -651,10 +660,11 @@ impl StreamTransport {
                 inner.on_lost.take(),
                 inner.transport.take(),
                 inner.reader.take(),
+                inner.context.take(),
             )
         };
         let result = finish_lost(py, protocol, exc, sock, on_lost);
-        drop((transport, reader));
+        drop((transport, reader, context));
         result
     }
 
@@ -759,7 +769,8 @@ impl StreamTransport {
 impl StreamTransport {
     /// Wraps the connected, non-blocking socket `sock` for `protocol`. `transport` is the
     /// Python transport object the protocol sees; `on_lost` runs after
-    /// `connection_lost` (servers use it to forget the connection).
+    /// `connection_lost` (servers use it to forget the connection). Protocol callbacks
+    /// run in a copy of the context current now.
     #[new]
     #[pyo3(signature = (lp, sock, protocol, transport, on_lost=None))]
     fn py_new(
@@ -770,6 +781,7 @@ impl StreamTransport {
         on_lost: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let reader = make_reader(protocol)?;
+        let context = copy_context(lp.py())?;
         let (io, slot) = Slot::register(lp.get(), sock, transport)?;
         Ok(StreamTransport {
             inner: Mutex::new(Inner {
@@ -778,6 +790,7 @@ impl StreamTransport {
                 read_eof: false,
                 lp: lp.clone().unbind(),
                 protocol: Some(protocol.clone().unbind()),
+                context: Some(context),
                 reader: Some(reader),
                 transport: Some(transport.clone().unbind()),
                 sock: Some(sock.clone().unbind()),
