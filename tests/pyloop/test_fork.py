@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import threading
 import warnings
@@ -85,3 +86,30 @@ def test_child_and_parent_loops_do_io_at_once(loop: asyncio.AbstractEventLoop, r
 
     assert run(main()) == (0, ROUNDS)
 
+
+def test_child_can_add_signal_handlers(loop: asyncio.AbstractEventLoop, run: Run) -> None:
+    """The parent's loop owns the signal wake-up descriptor; the child inherits that
+    setting, and a new loop in the child adds a handler and gets its signal."""
+    new_loop = new_loop_like(loop)
+
+    def child() -> int:
+        lp = new_loop()
+        try:
+            fut = lp.create_future()
+            lp.add_signal_handler(signal.SIGUSR1, fut.set_result, "handled")
+            lp.call_soon(os.kill, os.getpid(), signal.SIGUSR1)
+            result = lp.run_until_complete(asyncio.wait_for(fut, 5))
+            lp.remove_signal_handler(signal.SIGUSR1)
+        finally:
+            lp.close()
+        return 0 if result == "handled" else 1
+
+    async def main() -> int:
+        # A handler makes asyncio's loop install a wake-up descriptor too.
+        loop.add_signal_handler(signal.SIGUSR2, lambda: None)
+        try:
+            return await loop.run_in_executor(None, fork_from_thread, child)
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR2)
+
+    assert run(main()) == 0
