@@ -16,12 +16,12 @@
 //! `resume_writing` at or below the low one).
 
 use std::cell::RefCell;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyConnectionAbortedError, PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple, PyType};
@@ -55,9 +55,12 @@ enum Reader {
     },
 }
 
-/// A `loop.sendfile()` in progress: data goes from `file_fd` straight to the socket.
+/// A `loop.sendfile()` in progress: data goes from `file` straight to the socket.
 struct SendfileJob {
-    file_fd: RawFd,
+    /// A duplicate of the caller's descriptor, owned by the job: the caller may close
+    /// its file (and the number be reused) while the job still runs or after it was
+    /// cancelled, and the job must never read another file through that number.
+    file: OwnedFd,
     offset: u64,
     remaining: Option<u64>,
     sent: u64,
@@ -105,6 +108,7 @@ pub struct StreamTransport {
 }
 
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static SET_RESULT_UNLESS_CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn make_reader(protocol: &Bound<'_, PyAny>) -> PyResult<Reader> {
     let py = protocol.py();
@@ -133,7 +137,7 @@ fn sys_send(fd: RawFd, data: &[u8]) -> std::io::Result<usize> {
 #[derive(Default)]
 struct After {
     fatal: Option<(PyErr, &'static str)>,
-    sendfile_done: Option<(Py<PyAny>, std::io::Result<u64>)>,
+    sendfile_done: Option<(Py<PyAny>, u64, Option<std::io::Error>)>,
     pause: bool,
     resume: bool,
     lost: bool,
@@ -223,7 +227,12 @@ impl StreamTransport {
             let res = guard.try_io(|fd| {
                 // SAFETY: both descriptors are live; `offset` is a valid out-parameter.
                 let n = unsafe {
-                    libc::sendfile(fd.get_ref().0, job.file_fd, &mut offset, want as usize)
+                    libc::sendfile(
+                        fd.get_ref().0,
+                        job.file.as_raw_fd(),
+                        &mut offset,
+                        want as usize,
+                    )
                 };
                 if n < 0 {
                     Err(std::io::Error::last_os_error())
@@ -248,31 +257,46 @@ impl StreamTransport {
             Ok(false) => {}
             Ok(true) => {
                 if let Some(job) = inner.sendfile.take() {
-                    after.sendfile_done = Some((job.future, Ok(job.sent)));
+                    after.sendfile_done = Some((job.future, job.sent, None));
                 }
             }
             Err(e) => {
                 if let Some(job) = inner.sendfile.take() {
-                    after.sendfile_done = Some((job.future, Err(e)));
+                    after.sendfile_done = Some((job.future, job.sent, Some(e)));
                 }
             }
         }
     }
 
+    /// Resolves a `sendfile` future with `(bytes sent, error or None)` on the next tick
+    /// (unless it was cancelled meanwhile): the caller moves the file position by what
+    /// was sent even when the transfer failed part-way.
+    fn finish_sendfile(
+        py: Python<'_>,
+        lp: &LoopCore,
+        future: Py<PyAny>,
+        sent: u64,
+        err: Option<PyErr>,
+    ) -> PyResult<()> {
+        let err = match err {
+            Some(e) => e.into_value(py).into_any(),
+            None => py.None(),
+        };
+        let outcome = (sent, err).into_pyobject(py)?.into_any().unbind();
+        let set = SET_RESULT_UNLESS_CANCELLED
+            .import(py, "asyncio.futures", "_set_result_unless_cancelled")?
+            .clone()
+            .unbind();
+        lp.schedule(py, set, PyTuple::new(py, [future, outcome])?.unbind(), None)?;
+        Ok(())
+    }
+
     fn after(slf: &Bound<'_, Self>, after: After) -> PyResult<()> {
-        if let Some((future, result)) = after.sendfile_done {
+        if let Some((future, sent, err)) = after.sendfile_done {
             let py = slf.py();
             let lp = slf.get().inner.lock().lp.clone_ref(py);
-            let (method, value) = match result {
-                Ok(sent) => ("set_result", sent.into_pyobject(py)?.into_any().unbind()),
-                Err(e) => ("set_exception", os_error(&e).into_value(py).into_any()),
-            };
-            let cb = future.bind(py).getattr(method)?.unbind();
-            let done = future.bind(py).call_method0("done")?.is_truthy()?;
-            if !done {
-                lp.get()
-                    .schedule(py, cb, PyTuple::new(py, [value])?.unbind(), None)?;
-            }
+            let err = err.map(|e| os_error(&e));
+            StreamTransport::finish_sendfile(py, lp.get(), future, sent, err)?;
         }
         if let Some((err, msg)) = after.fatal {
             StreamTransport::fatal_error(slf, err, msg)?;
@@ -623,6 +647,7 @@ impl StreamTransport {
                     inner.transport.take(),
                     inner.reader.take(),
                     inner.context.take(),
+                    inner.sendfile.take(),
                 ),
             )
         };
@@ -652,7 +677,7 @@ impl StreamTransport {
     fn call_connection_lost(slf: &Bound<'_, Self>, exc: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
         StreamTransport::deregister(slf);
-        let (protocol, sock, on_lost, transport, reader, context) = {
+        let (protocol, sock, on_lost, transport, reader, context, job, lp) = {
             let mut inner = slf.get().inner.lock();
             (
                 inner.protocol.take(),
@@ -661,8 +686,16 @@ impl StreamTransport {
                 inner.transport.take(),
                 inner.reader.take(),
                 inner.context.take(),
+                inner.sendfile.take(),
+                inner.lp.clone_ref(py),
             )
         };
+        if let Some(job) = job {
+            // The socket is going away under a running sendfile: end it, or its caller
+            // would wait forever.
+            let err = PyConnectionAbortedError::new_err("the transport was closed");
+            StreamTransport::finish_sendfile(py, lp.get(), job.future, job.sent, Some(err))?;
+        }
         let result = finish_lost(py, protocol, exc, sock, on_lost);
         drop((transport, reader, context));
         result
@@ -903,7 +936,8 @@ impl StreamTransport {
     }
 
     /// Starts sending `count` bytes (all to end of file if `None`) of the file
-    /// `file_fd` from `offset` once buffered data is out; `future` gets the byte count.
+    /// `file_fd` from `offset` once buffered data is out; `future` gets
+    /// `(bytes sent, OSError or None)`. The job works on its own duplicate of `file_fd`.
     #[pyo3(signature = (file_fd, offset, count, future))]
     fn _start_sendfile(
         &self,
@@ -919,8 +953,15 @@ impl StreamTransport {
         if inner.sendfile.is_some() {
             return Err(PyRuntimeError::new_err("sendfile is already in progress"));
         }
+        // SAFETY: F_DUPFD_CLOEXEC only reads `file_fd`; an invalid one fails with EBADF.
+        let dup = unsafe { libc::fcntl(file_fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(os_error(&std::io::Error::last_os_error()));
+        }
+        // SAFETY: `dup` is a new descriptor that nothing else owns.
+        let file = unsafe { OwnedFd::from_raw_fd(dup) };
         inner.sendfile = Some(SendfileJob {
-            file_fd,
+            file,
             offset,
             remaining: count,
             sent: 0,
@@ -928,6 +969,13 @@ impl StreamTransport {
         });
         self.slot.recheck(inner.lp.get());
         Ok(())
+    }
+
+    /// Stops a running `sendfile` (its caller was cancelled); returns the bytes sent.
+    /// Its future is left alone.
+    fn _cancel_sendfile(&self) -> u64 {
+        let job = self.inner.lock().sendfile.take();
+        job.map_or(0, |job| job.sent)
     }
 
     /// Whether the transport is closing or closed.
