@@ -476,3 +476,42 @@ def test_tls_protocol_callbacks_see_creation_context(
         assert servers[0].values() == {"server"}
 
     run_isolated(run, main())
+
+
+@pytest.mark.parametrize("reader_kind", ["stream", "protocol"])
+def test_tls_close_after_large_transfer_delivers_everything(
+    loop: asyncio.AbstractEventLoop, run: Run[None], certs: Certs, reader_kind: str
+) -> None:
+    """The sender writes 4.5 MB and closes at once (its close_notify follows the data):
+    the receiver gets every byte before end of file."""
+    payload = os.urandom(4 * MiB + MiB // 2)
+
+    async def main() -> None:
+        async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(payload)
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
+
+        server = await asyncio.start_server(send, HOST, 0, ssl=certs.server)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            if reader_kind == "stream":
+                reader, writer = await asyncio.open_connection(
+                    HOST, port, ssl=certs.client, server_hostname="localhost"
+                )
+                got = await reader.read()
+                assert reader.at_eof()
+                writer.close()
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
+                    await writer.wait_closed()
+            else:
+                _, proto = await loop.create_connection(
+                    Collect, HOST, port, ssl=certs.client, server_hostname="localhost"
+                )
+                await asyncio.wait_for(proto.lost, 10)
+                got = bytes(proto.data)
+            assert len(got) == len(payload)
+            assert got == payload
+
+    run(main())
