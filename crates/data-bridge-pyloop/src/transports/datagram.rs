@@ -5,7 +5,7 @@
 //! to [`BATCH`] datagrams (stopping at `EAGAIN`) and hands each to
 //! `protocol.datagram_received(data, addr)`; `sendto` sends at once and queues only
 //! what the socket refuses. Socket errors go to `protocol.error_received(exc)`, as in
-//! asyncio.
+//! asyncio. Like the stream transport's, these callbacks run in the transport's context.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;

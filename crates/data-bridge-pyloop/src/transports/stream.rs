@@ -14,6 +14,9 @@
 //! refuses is copied into the buffer, which is flushed when Tokio reports the socket
 //! writable. Flow control follows asyncio (`pause_writing` above the high-water mark,
 //! `resume_writing` at or below the low one).
+//!
+//! Protocol callbacks made while handling readiness run in the transport's own copy of
+//! the context current when it was made (see `base::in_context`), as on asyncio's loop.
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
