@@ -255,6 +255,43 @@ def test_sock_sendto_recvfrom(
     run(main())
 
 
+@pytest.mark.parametrize("connected", [False, True], ids=["unconnected", "connected"])
+def test_sock_sendto_waits_for_a_full_socket(
+    loop: asyncio.AbstractEventLoop, run: Run[None], connected: bool
+) -> None:
+    """A Unix datagram socket with a small send buffer fills while the peer does not
+    read: sock_sendto waits until the peer reads, then sends."""
+
+    async def main() -> None:
+        with tempfile.TemporaryDirectory(prefix="pyl") as d:
+            receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            with receiver, sender:
+                address = os.path.join(d, "r.sock")
+                receiver.bind(address)
+                if connected:
+                    sender.connect(address)
+                sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+                sender.setblocking(False)
+                receiver.setblocking(False)
+                queued = 0
+                with pytest.raises(BlockingIOError):
+                    while True:
+                        sender.sendto(b"x" * 512, address)
+                        queued += 1
+                assert queued > 0
+                sending = asyncio.ensure_future(loop.sock_sendto(sender, b"last", address))
+                await spin(0.05)
+                assert not sending.done()
+                for _ in range(queued):
+                    assert await loop.sock_recv(receiver, 1024) == b"x" * 512
+                    await asyncio.sleep(0.005)  # a slow reader
+                assert await asyncio.wait_for(sending, 5) == 4
+                assert await asyncio.wait_for(loop.sock_recv(receiver, 1024), 5) == b"last"
+
+    run(main())
+
+
 def test_sock_recvfrom_into(
     loop: asyncio.AbstractEventLoop, run: Run[None], udp_pair: tuple[socket.socket, socket.socket]
 ) -> None:

@@ -1185,3 +1185,89 @@ def test_loop_sendfile_native_without_fallback(
             assert bytes(p.sproto.data) == data
 
     run(main())
+
+
+@contextlib.asynccontextmanager
+async def raw_peer() -> AsyncIterator[tuple[asyncio.Transport, socket.socket]]:
+    """A client transport connected to a plain non-blocking socket the test drives."""
+    loop = asyncio.get_running_loop()
+    with socket.create_server((HOST, 0)) as listener:
+        tr, _ = await loop.create_connection(Recorder, HOST, listener.getsockname()[1])
+        peer, _ = listener.accept()
+    peer.setblocking(False)
+    try:
+        yield tr, peer
+    finally:
+        if not tr.is_closing():
+            tr.abort()
+        peer.close()
+        await settle()
+
+
+async def receive_for(sock: socket.socket, limit: int | None = None, idle: float = 0.2) -> bytes:
+    """Reads from ``sock`` until ``limit`` bytes or until nothing arrives for ``idle`` s."""
+    loop = asyncio.get_running_loop()
+    got = bytearray()
+    while limit is None or len(got) < limit:
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 256 * 1024), idle)
+        except (TimeoutError, ConnectionError):
+            break
+        if not chunk:
+            break
+        got += chunk
+    return bytes(got)
+
+
+def test_loop_sendfile_peer_closes_midway_leaves_file_position(
+    loop: asyncio.AbstractEventLoop, run: Run[None], tmp_path: Path
+) -> None:
+    """The transfer fails when the peer goes away; the file position is where the
+    data stopped, as after a partial read."""
+    path = tmp_path / "big.bin"
+    size = 32 * MiB
+    path.write_bytes(b"A" * size)
+
+    async def main() -> None:
+        async with raw_peer() as (tr, peer):
+            with path.open("rb") as f:
+                sending = asyncio.ensure_future(loop.sendfile(tr, f))
+                got = await receive_for(peer, limit=MiB)
+                # Closing with unread data resets the connection.
+                peer.close()
+                with pytest.raises(OSError):
+                    await asyncio.wait_for(sending, 10)
+                assert len(got) <= f.tell() < size
+
+    run(main())
+
+
+def test_loop_sendfile_cancelled_stops_using_the_file(
+    loop: asyncio.AbstractEventLoop, run: Run[None], tmp_path: Path
+) -> None:
+    """Cancelling a sendfile stops it: once the file is closed, a file opened next (which
+    may get the same descriptor number) is never sent."""
+    first = tmp_path / "first.bin"
+    second = tmp_path / "second.bin"
+    size = 32 * MiB
+    first.write_bytes(b"A" * size)
+    second.write_bytes(b"B" * size)
+
+    async def main() -> None:
+        async with raw_peer() as (tr, peer):
+            f = first.open("rb")
+            fd = f.fileno()
+            sending = asyncio.ensure_future(loop.sendfile(tr, f))
+            await asyncio.sleep(0.1)  # the socket buffers fill; the peer reads nothing
+            assert not sending.done()
+            sending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+            f.close()
+            with second.open("rb") as g:
+                assert g.fileno() == fd
+                got = await receive_for(peer, idle=0.3)
+            assert got
+            assert b"B" not in got
+
+    run(main())

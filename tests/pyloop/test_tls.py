@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.pyloop.test_transport_context import WHO, ContextRecorder, run_isolated
 from tests.pyloop.waiting import wait_until
 
 trustme = pytest.importorskip("trustme")
@@ -429,5 +430,88 @@ def test_tls_shutdown_timeout(
                 await asyncio.wait_for(asyncio.gather(*handlers), 5)
                 await asyncio.sleep(0.01)
         assert contexts == []
+
+    run(main())
+
+
+def test_tls_protocol_callbacks_see_creation_context(
+    loop: asyncio.AbstractEventLoop, run: Run[None], certs: Certs
+) -> None:
+    """Behind TLS, the application protocol's callbacks (connection_made included,
+    which runs once the handshake completes) see the context the connection was made
+    in: the server's for accepted connections, the caller's for create_connection."""
+    servers: list[ContextRecorder] = []
+
+    def factory() -> ContextRecorder:
+        proto = ContextRecorder()
+        servers.append(proto)
+        return proto
+
+    async def main() -> None:
+        WHO.set("server")
+        server = await loop.create_server(factory, HOST, 0, ssl=certs.server)
+        port = server.sockets[0].getsockname()[1]
+        WHO.set("client")
+        transport, client = await loop.create_connection(
+            ContextRecorder, HOST, port, ssl=certs.client, server_hostname="localhost"
+        )
+        await wait_until(lambda: bool(servers) and servers[0].transport is not None)
+        for _ in range(3):
+            transport.write(b"ping")
+            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(servers[0].data) == 12)
+        assert servers[0].transport is not None
+        servers[0].transport.write(b"pong")
+        await wait_until(lambda: client.data == b"pong")
+        transport.close()
+        await asyncio.wait_for(client.lost, 10)
+        await asyncio.wait_for(servers[0].lost, 10)
+        server.close()
+        await server.wait_closed()
+        assert ("connection_made", "client") in client.seen
+        assert ("data_received", "client") in client.seen
+        assert client.values() == {"client"}
+        assert ("connection_made", "server") in servers[0].seen
+        assert ("data_received", "server") in servers[0].seen
+        assert servers[0].values() == {"server"}
+
+    run_isolated(run, main())
+
+
+@pytest.mark.parametrize("reader_kind", ["stream", "protocol"])
+def test_tls_close_after_large_transfer_delivers_everything(
+    loop: asyncio.AbstractEventLoop, run: Run[None], certs: Certs, reader_kind: str
+) -> None:
+    """The sender writes 4.5 MB and closes at once (its close_notify follows the data):
+    the receiver gets every byte before end of file."""
+    payload = os.urandom(4 * MiB + MiB // 2)
+
+    async def main() -> None:
+        async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(payload)
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
+
+        server = await asyncio.start_server(send, HOST, 0, ssl=certs.server)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            if reader_kind == "stream":
+                reader, writer = await asyncio.open_connection(
+                    HOST, port, ssl=certs.client, server_hostname="localhost"
+                )
+                got = await reader.read()
+                assert reader.at_eof()
+                writer.close()
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
+                    await writer.wait_closed()
+            else:
+                _, proto = await loop.create_connection(
+                    Collect, HOST, port, ssl=certs.client, server_hostname="localhost"
+                )
+                await asyncio.wait_for(proto.lost, 10)
+                got = bytes(proto.data)
+            assert len(got) == len(payload)
+            assert got == payload
 
     run(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -205,6 +206,72 @@ def test_unix_with_sockets(
                 tr.close()
                 await asyncio.wait_for(proto.lost, 5)
             assert client.fileno() == -1
+
+    run(main())
+
+
+# Python 3.13 removes a Unix server's socket file on close (cleanup_socket=True);
+# earlier versions leave it in place.
+REMOVES_SOCKET_FILE = sys.version_info >= (3, 13)
+
+
+@pytest.mark.parametrize("given", ["path", "sock"])
+def test_unix_server_socket_file_on_close(
+    loop: asyncio.AbstractEventLoop, run: Run[None], sock_path: Path, given: str
+) -> None:
+    async def main() -> None:
+        if given == "path":
+            server = await loop.create_unix_server(Echo, sock_path)
+        else:
+            listener = socket.socket(socket.AF_UNIX)
+            listener.bind(str(sock_path))
+            server = await loop.create_unix_server(Echo, sock=listener)
+        assert sock_path.is_socket()
+        server.close()
+        await server.wait_closed()
+        assert sock_path.exists() is not REMOVES_SOCKET_FILE
+
+    run(main())
+
+
+@pytest.mark.skipif(not REMOVES_SOCKET_FILE, reason="cleanup_socket needs Python 3.13")
+def test_unix_server_cleanup_socket_false_keeps_file(
+    loop: asyncio.AbstractEventLoop, run: Run[None], sock_path: Path
+) -> None:
+    async def main() -> None:
+        server = await loop.create_unix_server(Echo, sock_path, cleanup_socket=False)
+        server.close()
+        await server.wait_closed()
+        assert sock_path.is_socket()
+
+    run(main())
+
+
+@pytest.mark.skipif(not REMOVES_SOCKET_FILE, reason="cleanup_socket needs Python 3.13")
+def test_unix_server_leaves_a_replaced_socket_file(
+    loop: asyncio.AbstractEventLoop, run: Run[None], sock_path: Path
+) -> None:
+    """The file is removed only if it is still the one the server bound."""
+
+    async def main() -> None:
+        server = await loop.create_unix_server(Echo, sock_path)
+        sock_path.unlink()
+        with socket.socket(socket.AF_UNIX) as other:
+            other.bind(str(sock_path))
+            server.close()
+            await server.wait_closed()
+            assert sock_path.is_socket()
+
+    run(main())
+
+
+@pytest.mark.skipif(REMOVES_SOCKET_FILE, reason="Python 3.13 has cleanup_socket")
+def test_unix_server_cleanup_socket_is_unknown_before_3_13(
+    loop: asyncio.AbstractEventLoop, run: Run[None], sock_path: Path
+) -> None:
+    async def main() -> None:
+        with pytest.raises(TypeError, match="cleanup_socket"):
+            await loop.create_unix_server(Echo, sock_path, cleanup_socket=True)  # type: ignore[call-arg]
 
     run(main())
 

@@ -197,18 +197,23 @@ class Loop(  # type: ignore[misc]
         transp.pause_reading()
         done = self.create_future()
         transp._core._start_sendfile(fileno, offset, count, done)
-        sent = 0
         try:
-            sent = await done
-        except OSError as exc:
-            if exc.errno in _SENDFILE_UNSUPPORTED:
-                raise exceptions.SendfileNotAvailableError("os.sendfile() refused") from exc
+            sent, exc = await done
+        except BaseException:
+            # Cancelled: the native job must stop before the caller may close the file.
+            # asyncio leaves the file position alone in this case.
+            transp._core._cancel_sendfile()
             raise
         finally:
             if resume_reading:
                 transp.resume_reading()
-            if sent:
-                file.seek(offset + sent)
+        if sent:
+            # Also after a failure part-way: the position is where the data stopped.
+            file.seek(offset + sent)
+        if exc is not None:
+            if not sent and exc.errno in _SENDFILE_UNSUPPORTED:
+                raise exceptions.SendfileNotAvailableError("os.sendfile() refused") from exc
+            raise exc
         return sent
 
 

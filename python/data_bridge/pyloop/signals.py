@@ -7,11 +7,17 @@ registered with ``signal.set_wakeup_fd``: a signal writes a byte, the loop wakes
 runs the pending Python handlers at once. Signals that arrive while the loop is not
 running stay queued in that socket and Python's own flag, and are handled on the next
 run.
+
+Running a loop leaves a wake-up descriptor installed by someone else alone;
+``add_signal_handler`` takes the descriptor over, as asyncio's loop does. A forked
+child inherits the parent's setting, which points at the parent loop's socket: the
+child forgets it at fork, so its own loops wake up and may install theirs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import threading
@@ -21,6 +27,38 @@ from typing import Any
 from data_bridge import _native
 
 __all__ = ["SignalsMixin"]
+
+# The wake-up descriptor a PyLoop installed in this process, or -1.
+_installed_fd = -1
+
+
+def _set_wakeup_fd(fd: int) -> int:
+    """``signal.set_wakeup_fd`` for a PyLoop's descriptor (or -1), remembering it."""
+    global _installed_fd
+    previous = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+    _installed_fd = fd
+    return previous
+
+
+def _restore_wakeup_fd(fd: int) -> None:
+    """Puts back a descriptor that someone else installed."""
+    global _installed_fd
+    signal.set_wakeup_fd(fd)
+    _installed_fd = -1
+
+
+def _forget_parent_wakeup_fd() -> None:
+    # In a forked child the parent loop's descriptor would get the child's signals
+    # (waking the parent instead of the child): put the child back to none.
+    global _installed_fd
+    if _installed_fd == -1:
+        return
+    _installed_fd = -1
+    with contextlib.suppress(ValueError):
+        signal.set_wakeup_fd(-1)
+
+
+os.register_at_fork(after_in_child=_forget_parent_wakeup_fd)
 
 
 def _check_signal(sig: Any) -> None:
@@ -59,17 +97,19 @@ class SignalsMixin:
         except (BlockingIOError, InterruptedError):
             pass
 
-    def _install_wakeup_fd(self: Any) -> None:
+    def _install_wakeup_fd(self: Any, take_over: bool = False) -> None:
+        """Makes signals wake this loop; unless ``take_over``, a descriptor someone
+        else installed stays in place."""
         if self._wakeup_owned or threading.current_thread() is not threading.main_thread():
             return
         wsock = self._wakeup_pair()[1]
         try:
-            previous = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+            previous = _set_wakeup_fd(wsock.fileno())
         except ValueError:
             return
-        if previous not in (-1, wsock.fileno()):
+        if not take_over and previous not in (-1, wsock.fileno()):
             # Someone else relies on the wake-up descriptor: leave theirs in place.
-            signal.set_wakeup_fd(previous)
+            _restore_wakeup_fd(previous)
             return
         self._wakeup_owned = True
 
@@ -78,7 +118,7 @@ class SignalsMixin:
             return
         self._wakeup_owned = False
         with contextlib.suppress(ValueError):
-            signal.set_wakeup_fd(-1)
+            _set_wakeup_fd(-1)
 
     def add_signal_handler(self: Any, sig: int, callback: Callable[..., Any], *args: Any) -> None:
         """Runs ``callback(*args)`` on the loop whenever signal ``sig`` arrives."""
@@ -90,9 +130,10 @@ class SignalsMixin:
         self._check_closed()
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("set_wakeup_fd only works in main thread of the main interpreter")
-        self._install_wakeup_fd()
+        # asyncio's loop installs its own descriptor whatever was there before.
+        self._install_wakeup_fd(take_over=True)
         if not self._wakeup_owned:
-            raise RuntimeError("the signal wake-up descriptor is used by someone else")
+            raise RuntimeError("set_wakeup_fd only works in main thread of the main interpreter")
         handle = self._make_handle(callback, args)
         self._signal_handlers[sig] = handle
         try:

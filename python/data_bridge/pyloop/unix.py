@@ -8,11 +8,16 @@ import errno
 import os
 import socket
 import stat
+import sys
 from asyncio import base_events
 from asyncio.log import logger
 from typing import Any
 
 __all__ = ["UnixMixin"]
+
+# Python 3.13 added `cleanup_socket` (default True): the server's socket file is removed
+# on close. Earlier versions leave it, and reject the keyword.
+_HAS_CLEANUP_SOCKET = sys.version_info >= (3, 13)
 
 
 def _check_tls_args(
@@ -91,9 +96,19 @@ class UnixMixin:
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
         start_serving: bool = True,
-        cleanup_socket: bool = True,
+        cleanup_socket: bool | None = None,
     ) -> asyncio.Server:
-        """Serves ``protocol_factory`` on the Unix socket ``path`` (or a bound ``sock``)."""
+        """Serves ``protocol_factory`` on the Unix socket ``path`` (or a bound ``sock``).
+
+        ``cleanup_socket`` exists from Python 3.13 on, as in asyncio: the socket file is
+        then removed on close unless it is ``False``.
+        """
+        if cleanup_socket is None:
+            cleanup_socket = _HAS_CLEANUP_SOCKET
+        elif not _HAS_CLEANUP_SOCKET:
+            raise TypeError(
+                "create_unix_server() got an unexpected keyword argument 'cleanup_socket'"
+            )
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         _check_tls_args(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout, client=False)

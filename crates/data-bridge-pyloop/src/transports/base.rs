@@ -1,11 +1,13 @@
 //! What every native transport shares: registering its descriptor with the loop,
-//! scheduling `connection_made`, reporting errors, and tearing down in asyncio's order
+//! scheduling `connection_made`, running protocol callbacks in the transport's
+//! `contextvars.Context`, reporting errors, and tearing down in asyncio's order
 //! (deregister, `connection_lost`, close the socket, tell the server).
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::task::Waker;
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tokio::io::unix::AsyncFd;
@@ -93,6 +95,37 @@ impl Slot {
         };
         drop(released);
     }
+}
+
+/// Runs `f` with `context` (a `contextvars.Context`) as the thread's current context,
+/// like `context.run(f)` but without a Python call, so readiness dispatch can afford
+/// it on every event. `None` (a transport already torn down) runs `f` as it is.
+///
+/// asyncio runs a transport's reads from a reader handle made when the transport
+/// started, so protocol callbacks see a copy of the context the transport was made in
+/// and whatever they set persists from one callback to the next.
+pub(crate) fn in_context<R>(
+    py: Python<'_>,
+    context: Option<&Py<PyAny>>,
+    f: impl FnOnce() -> PyResult<R>,
+) -> PyResult<R> {
+    let Some(context) = context else {
+        return f();
+    };
+    let ctx = context.as_ptr();
+    // SAFETY: the GIL is held and `ctx` is a live `contextvars.Context` (made by
+    // `copy_context`); a failing Enter changes nothing and leaves an exception set.
+    if unsafe { ffi::PyContext_Enter(ctx) } < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    let result = f();
+    // SAFETY: pairs the successful Enter above; no Python exception is pending here
+    // (`f`'s error, if any, was taken out of the interpreter into `result`).
+    if unsafe { ffi::PyContext_Exit(ctx) } < 0 {
+        let exit_err = PyErr::fetch(py);
+        return result.and(Err(exit_err));
+    }
+    result
 }
 
 /// Whether an error must propagate out of the loop instead of being reported.

@@ -5,7 +5,7 @@
 //! to [`BATCH`] datagrams (stopping at `EAGAIN`) and hands each to
 //! `protocol.datagram_received(data, addr)`; `sendto` sends at once and queues only
 //! what the socket refuses. Socket errors go to `protocol.error_received(exc)`, as in
-//! asyncio.
+//! asyncio. Like the stream transport's, these callbacks run in the transport's context.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -21,9 +21,10 @@ use tokio::io::unix::AsyncFd;
 
 use crate::core::LoopCore;
 use crate::errors::os_error;
+use crate::handle::copy_context;
 use crate::io::Source;
 use crate::transports::base::{
-    finish_lost, is_fatal, report, retry, schedule_lost, schedule_start, Fd, Flow, Slot,
+    finish_lost, in_context, is_fatal, report, retry, schedule_lost, schedule_start, Fd, Flow, Slot,
 };
 
 /// Datagrams received per readiness report before giving other sources a turn.
@@ -39,6 +40,9 @@ struct Inner {
     io: Option<AsyncFd<Fd>>,
     lp: Py<LoopCore>,
     protocol: Option<Py<PyAny>>,
+    /// The context protocol callbacks run in (see `in_context`), released with the
+    /// protocol.
+    context: Option<Py<PyAny>>,
     datagram_received: Option<Py<PyAny>>,
     transport: Option<Py<PyAny>>,
     sock: Option<Py<PyAny>>,
@@ -296,6 +300,19 @@ impl DatagramTransport {
     /// Called by the loop when Tokio reported the socket ready (or on a recheck).
     pub(crate) fn on_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
+        let context = slf
+            .get()
+            .inner
+            .lock()
+            .context
+            .as_ref()
+            .map(|c| c.clone_ref(py));
+        in_context(py, context.as_ref(), || DatagramTransport::dispatch(slf))
+    }
+
+    /// Flushes queued datagrams, then receives a batch, calling the protocol.
+    fn dispatch(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
         let this = slf.get();
         let (flush_err, resume, lost) = {
             let mut inner = this.inner.lock();
@@ -388,7 +405,11 @@ impl DatagramTransport {
             inner.flow.closing = true;
             (
                 inner.sock.take(),
-                (inner.protocol.take(), inner.transport.take()),
+                (
+                    inner.protocol.take(),
+                    inner.transport.take(),
+                    inner.context.take(),
+                ),
             )
         };
         if let Some(sock) = sock {
@@ -399,7 +420,7 @@ impl DatagramTransport {
     fn call_connection_lost(slf: &Bound<'_, Self>, exc: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let (io, lp, protocol, sock, transport, callback) = {
+        let (io, lp, protocol, sock, transport, callback, context) = {
             let mut inner = this.inner.lock();
             (
                 inner.io.take(),
@@ -408,6 +429,7 @@ impl DatagramTransport {
                 inner.sock.take(),
                 inner.transport.take(),
                 inner.datagram_received.take(),
+                inner.context.take(),
             )
         };
         if io.is_some() {
@@ -415,7 +437,7 @@ impl DatagramTransport {
             this.slot.release(lp.get());
         }
         let result = finish_lost(py, protocol, exc, sock, None);
-        drop((transport, callback));
+        drop((transport, callback, context));
         result
     }
 
@@ -547,12 +569,15 @@ impl DatagramTransport {
     ) -> PyResult<Self> {
         let py = lp.py();
         let connected = sock.call_method0("getpeername").is_ok();
+        // Protocol callbacks run in a copy of the context current now.
+        let context = copy_context(py)?;
         let (io, slot) = Slot::register(lp.get(), sock, transport)?;
         Ok(DatagramTransport {
             inner: Mutex::new(Inner {
                 io: Some(io),
                 lp: lp.clone().unbind(),
                 protocol: Some(protocol.clone().unbind()),
+                context: Some(context),
                 // Looked up again on each datagram if missing now, as asyncio would.
                 datagram_received: protocol
                     .getattr("datagram_received")

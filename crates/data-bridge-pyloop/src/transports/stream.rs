@@ -14,14 +14,17 @@
 //! refuses is copied into the buffer, which is flushed when Tokio reports the socket
 //! writable. Flow control follows asyncio (`pause_writing` above the high-water mark,
 //! `resume_writing` at or below the low one).
+//!
+//! Protocol callbacks made while handling readiness run in the transport's own copy of
+//! the context current when it was made (see `base::in_context`), as on asyncio's loop.
 
 use std::cell::RefCell;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyConnectionAbortedError, PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple, PyType};
@@ -29,9 +32,10 @@ use tokio::io::unix::AsyncFd;
 
 use crate::core::LoopCore;
 use crate::errors::os_error;
+use crate::handle::copy_context;
 use crate::io::Source;
 use crate::transports::base::{
-    finish_lost, is_fatal, report, retry, schedule_lost, schedule_start, Fd, Flow, Slot,
+    finish_lost, in_context, is_fatal, report, retry, schedule_lost, schedule_start, Fd, Flow, Slot,
 };
 
 /// asyncio's read size for socket transports.
@@ -54,9 +58,12 @@ enum Reader {
     },
 }
 
-/// A `loop.sendfile()` in progress: data goes from `file_fd` straight to the socket.
+/// A `loop.sendfile()` in progress: data goes from `file` straight to the socket.
 struct SendfileJob {
-    file_fd: RawFd,
+    /// A duplicate of the caller's descriptor, owned by the job: the caller may close
+    /// its file (and the number be reused) while the job still runs or after it was
+    /// cancelled, and the job must never read another file through that number.
+    file: OwnedFd,
     offset: u64,
     remaining: Option<u64>,
     sent: u64,
@@ -70,6 +77,9 @@ struct Inner {
     read_eof: bool,
     lp: Py<LoopCore>,
     protocol: Option<Py<PyAny>>,
+    /// The context protocol callbacks run in (see `in_context`); released with the
+    /// protocol, since a context variable may refer back to the transport.
+    context: Option<Py<PyAny>>,
     reader: Option<Reader>,
     transport: Option<Py<PyAny>>,
     sock: Option<Py<PyAny>>,
@@ -101,6 +111,7 @@ pub struct StreamTransport {
 }
 
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static SET_RESULT_UNLESS_CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn make_reader(protocol: &Bound<'_, PyAny>) -> PyResult<Reader> {
     let py = protocol.py();
@@ -129,7 +140,7 @@ fn sys_send(fd: RawFd, data: &[u8]) -> std::io::Result<usize> {
 #[derive(Default)]
 struct After {
     fatal: Option<(PyErr, &'static str)>,
-    sendfile_done: Option<(Py<PyAny>, std::io::Result<u64>)>,
+    sendfile_done: Option<(Py<PyAny>, u64, Option<std::io::Error>)>,
     pause: bool,
     resume: bool,
     lost: bool,
@@ -219,7 +230,12 @@ impl StreamTransport {
             let res = guard.try_io(|fd| {
                 // SAFETY: both descriptors are live; `offset` is a valid out-parameter.
                 let n = unsafe {
-                    libc::sendfile(fd.get_ref().0, job.file_fd, &mut offset, want as usize)
+                    libc::sendfile(
+                        fd.get_ref().0,
+                        job.file.as_raw_fd(),
+                        &mut offset,
+                        want as usize,
+                    )
                 };
                 if n < 0 {
                     Err(std::io::Error::last_os_error())
@@ -244,31 +260,46 @@ impl StreamTransport {
             Ok(false) => {}
             Ok(true) => {
                 if let Some(job) = inner.sendfile.take() {
-                    after.sendfile_done = Some((job.future, Ok(job.sent)));
+                    after.sendfile_done = Some((job.future, job.sent, None));
                 }
             }
             Err(e) => {
                 if let Some(job) = inner.sendfile.take() {
-                    after.sendfile_done = Some((job.future, Err(e)));
+                    after.sendfile_done = Some((job.future, job.sent, Some(e)));
                 }
             }
         }
     }
 
+    /// Resolves a `sendfile` future with `(bytes sent, error or None)` on the next tick
+    /// (unless it was cancelled meanwhile): the caller moves the file position by what
+    /// was sent even when the transfer failed part-way.
+    fn finish_sendfile(
+        py: Python<'_>,
+        lp: &LoopCore,
+        future: Py<PyAny>,
+        sent: u64,
+        err: Option<PyErr>,
+    ) -> PyResult<()> {
+        let err = match err {
+            Some(e) => e.into_value(py).into_any(),
+            None => py.None(),
+        };
+        let outcome = (sent, err).into_pyobject(py)?.into_any().unbind();
+        let set = SET_RESULT_UNLESS_CANCELLED
+            .import(py, "asyncio.futures", "_set_result_unless_cancelled")?
+            .clone()
+            .unbind();
+        lp.schedule(py, set, PyTuple::new(py, [future, outcome])?.unbind(), None)?;
+        Ok(())
+    }
+
     fn after(slf: &Bound<'_, Self>, after: After) -> PyResult<()> {
-        if let Some((future, result)) = after.sendfile_done {
+        if let Some((future, sent, err)) = after.sendfile_done {
             let py = slf.py();
             let lp = slf.get().inner.lock().lp.clone_ref(py);
-            let (method, value) = match result {
-                Ok(sent) => ("set_result", sent.into_pyobject(py)?.into_any().unbind()),
-                Err(e) => ("set_exception", os_error(&e).into_value(py).into_any()),
-            };
-            let cb = future.bind(py).getattr(method)?.unbind();
-            let done = future.bind(py).call_method0("done")?.is_truthy()?;
-            if !done {
-                lp.get()
-                    .schedule(py, cb, PyTuple::new(py, [value])?.unbind(), None)?;
-            }
+            let err = err.map(|e| os_error(&e));
+            StreamTransport::finish_sendfile(py, lp.get(), future, sent, err)?;
         }
         if let Some((err, msg)) = after.fatal {
             StreamTransport::fatal_error(slf, err, msg)?;
@@ -587,16 +618,20 @@ impl StreamTransport {
 
     /// Called by the loop when Tokio reported the socket ready (or on a recheck).
     pub(crate) fn on_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
         let this = slf.get();
         let mut after = After::default();
-        {
+        let context = {
             let mut inner = this.inner.lock();
             if inner.buffered() > 0 || inner.sendfile.is_some() {
                 this.write_ready(&mut inner, &mut after);
             }
-        }
-        StreamTransport::after(slf, after)?;
-        StreamTransport::read_once(slf)?;
+            inner.context.as_ref().map(|c| c.clone_ref(py))
+        };
+        in_context(py, context.as_ref(), || {
+            StreamTransport::after(slf, after)?;
+            StreamTransport::read_once(slf)
+        })?;
         this.rearm();
         Ok(())
     }
@@ -614,6 +649,8 @@ impl StreamTransport {
                     inner.protocol.take(),
                     inner.transport.take(),
                     inner.reader.take(),
+                    inner.context.take(),
+                    inner.sendfile.take(),
                 ),
             )
         };
@@ -643,7 +680,7 @@ impl StreamTransport {
     fn call_connection_lost(slf: &Bound<'_, Self>, exc: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
         StreamTransport::deregister(slf);
-        let (protocol, sock, on_lost, transport, reader) = {
+        let (protocol, sock, on_lost, transport, reader, context, job, lp) = {
             let mut inner = slf.get().inner.lock();
             (
                 inner.protocol.take(),
@@ -651,10 +688,19 @@ impl StreamTransport {
                 inner.on_lost.take(),
                 inner.transport.take(),
                 inner.reader.take(),
+                inner.context.take(),
+                inner.sendfile.take(),
+                inner.lp.clone_ref(py),
             )
         };
+        if let Some(job) = job {
+            // The socket is going away under a running sendfile: end it, or its caller
+            // would wait forever.
+            let err = PyConnectionAbortedError::new_err("the transport was closed");
+            StreamTransport::finish_sendfile(py, lp.get(), job.future, job.sent, Some(err))?;
+        }
         let result = finish_lost(py, protocol, exc, sock, on_lost);
-        drop((transport, reader));
+        drop((transport, reader, context));
         result
     }
 
@@ -759,7 +805,8 @@ impl StreamTransport {
 impl StreamTransport {
     /// Wraps the connected, non-blocking socket `sock` for `protocol`. `transport` is the
     /// Python transport object the protocol sees; `on_lost` runs after
-    /// `connection_lost` (servers use it to forget the connection).
+    /// `connection_lost` (servers use it to forget the connection). Protocol callbacks
+    /// run in a copy of the context current now.
     #[new]
     #[pyo3(signature = (lp, sock, protocol, transport, on_lost=None))]
     fn py_new(
@@ -770,6 +817,7 @@ impl StreamTransport {
         on_lost: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let reader = make_reader(protocol)?;
+        let context = copy_context(lp.py())?;
         let (io, slot) = Slot::register(lp.get(), sock, transport)?;
         Ok(StreamTransport {
             inner: Mutex::new(Inner {
@@ -778,6 +826,7 @@ impl StreamTransport {
                 read_eof: false,
                 lp: lp.clone().unbind(),
                 protocol: Some(protocol.clone().unbind()),
+                context: Some(context),
                 reader: Some(reader),
                 transport: Some(transport.clone().unbind()),
                 sock: Some(sock.clone().unbind()),
@@ -890,7 +939,8 @@ impl StreamTransport {
     }
 
     /// Starts sending `count` bytes (all to end of file if `None`) of the file
-    /// `file_fd` from `offset` once buffered data is out; `future` gets the byte count.
+    /// `file_fd` from `offset` once buffered data is out; `future` gets
+    /// `(bytes sent, OSError or None)`. The job works on its own duplicate of `file_fd`.
     #[pyo3(signature = (file_fd, offset, count, future))]
     fn _start_sendfile(
         &self,
@@ -906,8 +956,15 @@ impl StreamTransport {
         if inner.sendfile.is_some() {
             return Err(PyRuntimeError::new_err("sendfile is already in progress"));
         }
+        // SAFETY: F_DUPFD_CLOEXEC only reads `file_fd`; an invalid one fails with EBADF.
+        let dup = unsafe { libc::fcntl(file_fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(os_error(&std::io::Error::last_os_error()));
+        }
+        // SAFETY: `dup` is a new descriptor that nothing else owns.
+        let file = unsafe { OwnedFd::from_raw_fd(dup) };
         inner.sendfile = Some(SendfileJob {
-            file_fd,
+            file,
             offset,
             remaining: count,
             sent: 0,
@@ -915,6 +972,13 @@ impl StreamTransport {
         });
         self.slot.recheck(inner.lp.get());
         Ok(())
+    }
+
+    /// Stops a running `sendfile` (its caller was cancelled); returns the bytes sent.
+    /// Its future is left alone.
+    fn _cancel_sendfile(&self) -> u64 {
+        let job = self.inner.lock().sendfile.take();
+        job.map_or(0, |job| job.sent)
     }
 
     /// Whether the transport is closing or closed.
