@@ -305,6 +305,7 @@ class Server:
         forwarded_allow_ips: str = "127.0.0.1",
         forwarded_host: bool = False,
         restarts_fd: int | None = None,
+        tls: tuple[bytes, bytes, bytes | None] | None = None,
     ) -> Server:
         """``access_log``: ``"text"``, ``"json"`` or ``None`` (off). With
         ``proxy_headers``, ``X-Forwarded-For``/``-Proto`` from ``forwarded_allow_ips``
@@ -312,7 +313,9 @@ class Server:
         seconds from 0 to a year (``ValueError`` otherwise); ``limit_connections``:
         open connections past which new ones get 503 (4096; ``None``: no limit);
         ``http2_keep_alive_interval``: seconds between HTTP/2 pings (30; ``None``: none).
-        ``restarts_fd``: the supervisor's restart counter file, read by ``/metrics``."""
+        ``restarts_fd``: the supervisor's restart counter file, read by ``/metrics``.
+        ``tls``: PEM certificate chain, key and client CA bundle (or ``None``) to
+        serve HTTPS."""
     def start(
         self,
         lp: LoopCore,
@@ -327,6 +330,9 @@ class Server:
         """Binds ``host:port`` or ``uds``, or adopts the listening socket ``fd`` (which
         is duplicated: the caller still owns it), and starts accepting. Returns the bound
         address: ``(host, port)`` or the socket path."""
+    def reload_tls(self, cert_chain: bytes, key: bytes, client_ca: bytes | None = None) -> None:
+        """Replaces the TLS certificate chain, key and client CA bundle (PEM) for
+        connections accepted from now on; ``ValueError`` leaves the old ones."""
     def background_pending(self) -> int:
         """Responses whose background work has not yet been handed to Python."""
     def shutdown(self, grace: float) -> Any: ...

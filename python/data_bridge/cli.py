@@ -40,6 +40,7 @@ from data_bridge.config import (
 )
 from data_bridge.importer import AppLoadError, split_target
 from data_bridge.listener import BindError, bind, close
+from data_bridge.tls import Certificates, TLSConfigError
 
 __all__ = ["build_parser", "main"]
 
@@ -103,6 +104,10 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "keep_alive_timeout": parse_seconds,
     "write_timeout": parse_seconds,
     "limit_connections": parse_limit,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+    "ssl_keyfile_password": str,
+    "ssl_ca_certs": str,
     "process_pool_size": parse_positive_int,
 }
 
@@ -181,6 +186,15 @@ _OPTIONS: list[tuple[str, str | None, str, str]] = [
         "SECONDS",
         "60",
         "close a connection whose client takes none of its response for this long",
+    ),
+    ("ssl-certfile", "PATH", "none", "serve HTTPS with this PEM certificate chain"),
+    ("ssl-keyfile", "PATH", "the certificate file", "PEM private key of --ssl-certfile"),
+    ("ssl-keyfile-password", "TEXT", "none", "password of an encrypted --ssl-keyfile"),
+    (
+        "ssl-ca-certs",
+        "PATH",
+        "none",
+        "require client certificates signed by these PEM CA certificates",
     ),
     (
         "process-pool-size",
@@ -273,9 +287,22 @@ def serve(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
         split_target(config.app)
+        tls = Certificates.from_options(
+            config.ssl_certfile,
+            config.ssl_keyfile,
+            config.ssl_keyfile_password,
+            config.ssl_ca_certs,
+        )
     except (ConfigError, ValueError) as exc:
         _fail(str(exc))
         return USAGE_ERROR
+    if tls is not None:
+        # Unreadable files fail here, once, not in every worker.
+        try:
+            tls.load()
+        except TLSConfigError as exc:
+            _fail(str(exc))
+            return RUNTIME_ERROR
     logs.configure(config.log_level, config.log_format)
     if config.threads is not None:
         # Read when the runtime starts: in this process's worker or in the children.

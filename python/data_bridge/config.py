@@ -86,6 +86,10 @@ class Config:
     write_timeout: float = 60.0
     #: ``None``: no limit.
     limit_connections: int | None = 4096
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_ca_certs: str | None = None
     #: ``None``: as the app says (``App(process_pool_size=...)``, else one per CPU).
     process_pool_size: int | None = None
 
@@ -99,7 +103,8 @@ class Config:
     @property
     def address(self) -> str:
         """Where the server listens, as a URL or socket path for logs."""
-        return self.uds if self.uds else f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_certfile else "http"
+        return self.uds if self.uds else f"{scheme}://{self.host}:{self.port}"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

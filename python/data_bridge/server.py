@@ -22,6 +22,7 @@ from data_bridge.exceptions import HTTPException
 from data_bridge.pyloop import new_event_loop
 from data_bridge.reporting import report
 from data_bridge.responses import FileResponse, Response, StreamingResponse
+from data_bridge.tls import Certificates
 
 __all__ = ["serve", "start", "stop"]
 
@@ -62,6 +63,7 @@ async def start(
     keep_alive_timeout: float = 75.0,
     write_timeout: float = 60.0,
     limit_connections: int | None = 4096,
+    tls: Certificates | None = None,
     restarts_fd: int | None = None,
 ) -> tuple[_native.Server, Any]:
     """Starts serving ``app`` on the running PyLoop loop; returns the server and the
@@ -84,7 +86,10 @@ async def start(
     ``body_timeout`` is answered 408; a connection with no request in flight that stays
     silent for ``keep_alive_timeout`` is closed, as is one whose client takes nothing of
     its response for ``write_timeout``. Past ``limit_connections`` open connections
-    (``None``: no limit), new ones are answered 503."""
+    (``None``: no limit), new ones are answered 503.
+
+    With ``tls``, the server speaks HTTPS only (TLS 1.2/1.3, HTTP/2 or HTTP/1.1 by ALPN);
+    ``tls.reload(server)`` swaps in renewed certificates."""
     loop = asyncio.get_running_loop()
     server = _native.Server(
         app.route_table(),
@@ -101,6 +106,7 @@ async def start(
         write_timeout=write_timeout,
         limit_connections=limit_connections,
         restarts_fd=restarts_fd,
+        tls=tls.load() if tls is not None else None,
     )
     own = None
     if fd is None:
@@ -144,6 +150,10 @@ def serve(
     *,
     graceful_timeout: float = 30.0,
     access_log: bool = True,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    ssl_keyfile_password: str | None = None,
+    ssl_ca_certs: str | None = None,
     **options: Any,
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM, then drains (in-flight requests get
@@ -152,7 +162,13 @@ def serve(
     of the ``uds`` socket file), ``backlog``, ``max_body_size``, ``max_pending``
     (requests queued for or running in Python, 503 beyond), ``sync_threads`` (``def``
     handlers running at once), ``log_format``, the proxy settings and the time and
-    connection limits."""
+    connection limits.
+
+    With ``ssl_certfile`` (and ``ssl_keyfile``, unless the certificate file holds the
+    key; ``ssl_keyfile_password`` for an encrypted key), the app is served over HTTPS;
+    with ``ssl_ca_certs``, clients must present a certificate signed by one of those
+    CAs. ``SIGHUP`` reloads the certificate files."""
+    tls = Certificates.from_options(ssl_certfile, ssl_keyfile, ssl_keyfile_password, ssl_ca_certs)
     # Checked now, not when shutting down after serving for a while.
     check_seconds(graceful_timeout, "graceful_timeout")
 
@@ -161,8 +177,11 @@ def serve(
         stopping: asyncio.Future[None] = loop.create_future()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: stopping.done() or stopping.set_result(None))
-        server, bound = await start(app, host, port, access_log=access_log, **options)
-        where = bound if isinstance(bound, str) else f"http://{bound[0]}:{bound[1]}"
+        server, bound = await start(app, host, port, access_log=access_log, tls=tls, **options)
+        if tls is not None:
+            loop.add_signal_handler(signal.SIGHUP, tls.reload, server)
+        scheme = "https" if tls is not None else "http"
+        where = bound if isinstance(bound, str) else f"{scheme}://{bound[0]}:{bound[1]}"
         logger.info("data-bridge serving on %s", where)
         print(f"data-bridge serving on {where}", flush=True)
         await stopping

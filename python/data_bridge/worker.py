@@ -35,6 +35,7 @@ from data_bridge.importer import AppLoadError, load_app
 from data_bridge.pyloop import new_event_loop
 from data_bridge.server import start
 from data_bridge.server import stop as stop_server
+from data_bridge.tls import Certificates
 
 __all__ = ["BOOT_ERROR", "main", "prepare", "run"]
 
@@ -92,6 +93,9 @@ async def _serve(
 
     loop.add_signal_handler(signal.SIGTERM, stop, "SIGTERM")
     loop.add_signal_handler(signal.SIGINT, stop, "SIGINT")
+    tls = Certificates.from_options(
+        config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password, config.ssl_ca_certs
+    )
     try:
         server, bound = await start(
             app,
@@ -107,6 +111,7 @@ async def _serve(
             keep_alive_timeout=config.keep_alive_timeout,
             write_timeout=config.write_timeout,
             limit_connections=config.limit_connections,
+            tls=tls,
             restarts_fd=restarts_fd,
         )
     except Exception as exc:
@@ -135,7 +140,12 @@ async def _serve(
         _send(channel, "ready")
         logger.info("worker %d ready", os.getpid())
     else:
-        where = bound if isinstance(bound, str) else f"http://{bound[0]}:{bound[1]}"
+        if tls is not None:
+            # Alone, this process is the one to reload the certificates; under a
+            # supervisor, SIGHUP replaces the workers, which read them afresh.
+            loop.add_signal_handler(signal.SIGHUP, tls.reload, server)
+        scheme = "https" if tls is not None else "http"
+        where = bound if isinstance(bound, str) else f"{scheme}://{bound[0]}:{bound[1]}"
         logger.info("data-bridge serving on %s (pid %d)", where, os.getpid())
 
     counter = None

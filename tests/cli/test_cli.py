@@ -53,7 +53,7 @@ def test_help_lists_every_option(app_dir: Path) -> None:
     result = run_cli(app_dir, "serve", "--help")
     assert result.returncode == 0, result.stderr
     for option in (
-        "--host", "--port", "--uds", "--workers", "--threads", "--timeout",
+        "--host", "--port", "--uds", "--workers", "--threads", "--timeout", "--ssl-certfile",
         "--graceful-timeout", "--max-body-size", "--backlog", "--limit-concurrency",
         "--max-requests", "--max-requests-jitter", "--log-level", "--access-log",
         "--no-access-log", "--log-format", "--reload", "--factory", "--env-file",
@@ -425,3 +425,43 @@ def test_json_log_format(cli: Callable[..., Cli]) -> None:
         entry = json.loads(line)
         assert {"time", "level", "message", "logger", "pid"} <= entry.keys()
     assert any("serving on" in json.loads(line)["message"] for line in lines)
+
+
+def test_https_and_certificate_reload_on_sighup(cli: Callable[..., Cli], app_dir: Path) -> None:
+    import ssl
+
+    import trustme
+
+    certfile, keyfile = app_dir / "cert.pem", app_dir / "key.pem"
+
+    def issue() -> ssl.SSLContext:
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        cert.cert_chain_pems[0].write_to_path(str(certfile))
+        cert.private_key_pem.write_to_path(str(keyfile))
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        return ctx
+
+    first = issue()
+    port = free_port()
+    server = cli(
+        "serve", "cliapp:app", "--port", str(port),
+        "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile),
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{port}/health"
+
+    def serves(ctx: ssl.SSLContext) -> bool:
+        try:
+            return httpx.get(url, verify=ctx, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    assert wait_until(lambda: serves(first), timeout=20), server.stderr()
+    assert f"serving on https://127.0.0.1:{port}" in server.stderr()
+    second = issue()
+    server.signal(signal.SIGHUP)
+    assert wait_until(lambda: serves(second), timeout=10), server.stderr()
+    assert not serves(first)
+    server.signal(signal.SIGTERM)
+    assert server.wait(10) == 0

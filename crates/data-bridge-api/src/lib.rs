@@ -36,6 +36,7 @@ pub mod routes;
 pub mod server;
 pub mod service;
 pub mod streaming;
+pub mod tls;
 pub mod websocket;
 
 use pyo3::prelude::*;

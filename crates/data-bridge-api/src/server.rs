@@ -39,6 +39,8 @@ use crate::metrics::Metrics;
 use crate::proxy::TrustedProxies;
 use crate::routes::RouteTable;
 use crate::service::{handle, AppState, Limits};
+use crate::tls::{PemBundle, Tls, TlsMaterial};
+use tokio_rustls::TlsAcceptor;
 
 /// How long connections accepted right before shutdown get to start their first request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(100);
@@ -93,6 +95,7 @@ pub struct Server {
     served: Arc<AtomicU64>,
     running: Mutex<Option<Running>>,
     background: Pending,
+    tls: Option<Arc<Tls>>,
 }
 
 fn bind_tcp(
@@ -251,19 +254,50 @@ impl Drop for Open {
     }
 }
 
-/// Serves one accepted connection: tells HTTP/1 from HTTP/2 within the header
-/// timeout, then serves it through [`ConnIo`] with the connection time limits.
-async fn serve_accepted<IO>(
-    mut io: IO,
+/// What serving one accepted connection needs besides the connection itself.
+struct Accepted {
     state: Arc<AppState>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     watcher: Option<hyper_util::server::graceful::Watcher>,
     kill: watch::Receiver<bool>,
-) where
+}
+
+/// Serves one accepted connection, after its TLS handshake when the server has TLS
+/// settings; the handshake must end within the header timeout.
+async fn serve_accepted<IO>(io: IO, tls: Option<TlsAcceptor>, conn: Accepted)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    match tls {
+        None => serve_http(io, false, conn).await,
+        Some(acceptor) => {
+            let handshake = acceptor.accept(io);
+            if let Ok(Ok(stream)) =
+                tokio::time::timeout(conn.state.limits.header_timeout, handshake).await
+            {
+                serve_http(stream, true, conn).await;
+            }
+        }
+    }
+}
+
+/// Serves HTTP on a connection (`secure`: inside TLS): tells HTTP/1 from HTTP/2 within
+/// the header timeout, then serves it through [`ConnIo`] with the connection time
+/// limits.
+async fn serve_http<IO>(mut io: IO, secure: bool, conn: Accepted)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Accepted {
+        state,
+        builder,
+        peer,
+        local,
+        watcher,
+        kill,
+    } = conn;
     let limits = &state.limits;
     // Hyper's header timeout starts once it knows the protocol, so a client that
     // sends nothing (or half an HTTP/2 preface) is timed out here.
@@ -281,7 +315,7 @@ async fn serve_accepted<IO>(
         let state = state.clone();
         let busy = activity.begin();
         async move {
-            let resp = handle(state, req, peer, local).await;
+            let resp = handle(state, req, peer, local, secure).await;
             Ok::<_, std::convert::Infallible>(busy.until_sent(resp))
         }
     });
@@ -290,6 +324,7 @@ async fn serve_accepted<IO>(
 
 async fn accept_loop(
     listener: Listener,
+    tls: Option<Arc<Tls>>,
     state: Arc<AppState>,
     stop: Arc<Notify>,
     graceful: Arc<Mutex<Option<GracefulShutdown>>>,
@@ -325,6 +360,10 @@ async fn accept_loop(
         let count = open.fetch_add(1, Ordering::AcqRel) + 1;
         let slot = Open(open.clone());
         if state.limits.max_connections.is_some_and(|max| count > max) {
+            if tls.is_some() {
+                // Plain text would mean nothing inside TLS: just close.
+                continue;
+            }
             tokio::spawn(async move {
                 let _slot = slot;
                 match io {
@@ -334,17 +373,20 @@ async fn accept_loop(
             });
             continue;
         }
-        let state = state.clone();
-        let builder = builder.clone();
-        let watcher = graceful.lock().as_ref().map(|g| g.watcher());
-        let kill = kill.clone();
+        let conn = Accepted {
+            state: state.clone(),
+            builder: builder.clone(),
+            peer,
+            local,
+            watcher: graceful.lock().as_ref().map(|g| g.watcher()),
+            kill: kill.clone(),
+        };
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
             let _slot = slot;
             match io {
-                Conn::Tcp(s) => serve_accepted(s, state, builder, peer, local, watcher, kill).await,
-                Conn::Unix(s) => {
-                    serve_accepted(s, state, builder, peer, local, watcher, kill).await
-                }
+                Conn::Tcp(s) => serve_accepted(s, acceptor, conn).await,
+                Conn::Unix(s) => serve_accepted(s, acceptor, conn).await,
             }
         });
     }
@@ -382,7 +424,7 @@ impl Server {
     /// `X-Forwarded-Host` the host, with `forwarded_host`); `restarts_fd` is the
     /// supervisor's restart counter file (read by `/metrics`).
     #[new]
-    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, body_timeout=60.0, keep_alive_timeout=75.0, write_timeout=60.0, limit_connections=Some(4096), http2_keep_alive_interval=Some(30.0), debug=false, access_log=None, proxy_headers=false, forwarded_allow_ips="127.0.0.1", forwarded_host=false, restarts_fd=None))]
+    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, body_timeout=60.0, keep_alive_timeout=75.0, write_timeout=60.0, limit_connections=Some(4096), http2_keep_alive_interval=Some(30.0), debug=false, access_log=None, proxy_headers=false, forwarded_allow_ips="127.0.0.1", forwarded_host=false, restarts_fd=None, tls=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         table: &RouteTable,
@@ -402,6 +444,7 @@ impl Server {
         forwarded_allow_ips: &str,
         forwarded_host: bool,
         restarts_fd: Option<i32>,
+        tls: Option<PemBundle>,
     ) -> PyResult<Self> {
         let access_log = access_log
             .map(|name| {
@@ -444,6 +487,16 @@ impl Server {
             served: Arc::new(AtomicU64::new(0)),
             running: Mutex::new(None),
             background: Pending::default(),
+            tls: tls
+                .map(|(cert_chain, key, client_ca)| {
+                    Tls::new(&TlsMaterial {
+                        cert_chain: &cert_chain,
+                        key: &key,
+                        client_ca: client_ca.as_deref(),
+                    })
+                })
+                .transpose()?
+                .map(Arc::new),
         })
     }
 
@@ -572,6 +625,7 @@ impl Server {
         }
         runtime::get().spawn(accept_loop(
             listener,
+            self.tls.clone(),
             state,
             stop.clone(),
             graceful.clone(),
@@ -587,6 +641,22 @@ impl Server {
             lp: lp.clone().unbind(),
         });
         Ok(bound)
+    }
+
+    /// Replaces the TLS certificate, key and client CA bundle (PEM bytes) for the
+    /// connections accepted from now on (on `SIGHUP`); on error the old ones stay.
+    #[pyo3(signature = (cert_chain, key, client_ca=None))]
+    fn reload_tls(&self, cert_chain: &[u8], key: &[u8], client_ca: Option<&[u8]>) -> PyResult<()> {
+        let tls = self
+            .tls
+            .as_ref()
+            .ok_or(ApiError::State("the server has no TLS settings"))?;
+        tls.reload(&TlsMaterial {
+            cert_chain,
+            key,
+            client_ca,
+        })?;
+        Ok(())
     }
 
     /// Responses whose background work has not yet been handed to Python (their body

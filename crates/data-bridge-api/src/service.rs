@@ -102,18 +102,23 @@ fn preread(ep: &PyEndpoint, declared: Option<usize>, body: &Incoming) -> bool {
         || declared.is_some_and(|n| n <= PREREAD_LIMIT)
 }
 
-/// Serves one request and counts it.
+/// Serves one request and counts it (`secure`: it came over TLS).
 pub async fn handle(
     state: Arc<AppState>,
     mut req: Request<Incoming>,
     peer: Option<SocketAddr>,
     server: Option<SocketAddr>,
+    secure: bool,
 ) -> Response<Body> {
-    let forwarded = state
+    let mut forwarded = state
         .proxies
         .as_ref()
         .and_then(|trusted| trusted.resolve(peer, req.headers()))
         .unwrap_or_default();
+    if secure {
+        // A trusted proxy's word on the scheme wins; otherwise TLS means https.
+        forwarded.scheme = forwarded.scheme.or(Some("https"));
+    }
     let client = forwarded.client.unwrap_or(peer);
     let logging = state.observers.access_log.is_some();
     // Ids go with the access log (to match its lines with the client's) or with
@@ -205,7 +210,7 @@ async fn respond(
     route: &mut Option<usize>,
 ) -> Response<Body> {
     if websocket::is_upgrade(&req) {
-        return websocket::handle(state, req, client, server, host).await;
+        return websocket::handle(state, req, client, server, scheme.unwrap_or("http"), host).await;
     }
     let (parts, body) = req.into_parts();
     let found = state.router.find(&parts.method, parts.uri.path());

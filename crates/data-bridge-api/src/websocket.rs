@@ -358,6 +358,7 @@ pub async fn handle(
     mut req: Request<Incoming>,
     client: Option<SocketAddr>,
     server: Option<SocketAddr>,
+    scheme: &'static str,
     host: String,
 ) -> Response<Body> {
     let key = match req.headers().get("sec-websocket-key") {
@@ -401,9 +402,8 @@ pub async fn handle(
         client,
         server,
         params,
-        // The handshake's HTTP scheme (`WebSocket.url` maps it to ws/wss); forwarded
-        // headers are not applied to handshakes.
-        scheme: "http",
+        // The handshake's HTTP scheme (`WebSocket.url` maps it to ws/wss).
+        scheme,
         host,
     });
     let (decision_tx, decision_rx) = oneshot::channel();
