@@ -215,9 +215,20 @@ def problems(run: Run) -> list[str]:
 
 def write_report(run: Run, out: Path | None) -> None:
     cfg = run.settings
+    name = "http-tls" if cfg.tls else "http"
     lines = [
-        "# HTTP benchmarks",
+        "# HTTPS benchmarks" if cfg.tls else "# HTTP benchmarks",
         "",
+        *(
+            [
+                "Every server terminates TLS itself (TLS 1.3, HTTP/1.1, one certificate made "
+                "for the run by trustme); `python -m benchmarks http --tls` "
+                "regenerates this file.",
+                "",
+            ]
+            if cfg.tls
+            else []
+        ),
         f"Machine: {machine()}.",
         "",
         f"Versions: {versions()}.",
@@ -243,7 +254,7 @@ def write_report(run: Run, out: Path | None) -> None:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for conns in run.connections:
-        chart_name = f"http-{conns}.png"
+        chart_name = f"{name}-{conns}.png"
         drawn = out is not None and chart(run, conns, out / chart_name)
         lines += tables(run, conns, chart_name if drawn else None)
     lines += problems(run)
@@ -251,5 +262,5 @@ def write_report(run: Run, out: Path | None) -> None:
     print()
     print(text)
     if out is not None:
-        (out / "http.md").write_text(text)
-        print(f"written to {out / 'http.md'}")
+        (out / f"{name}.md").write_text(text)
+        print(f"written to {out / f'{name}.md'}")

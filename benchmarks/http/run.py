@@ -5,6 +5,9 @@ Each server, scenario and connection count gets a fresh server process pinned to
 wrk (one thread) is pinned to CPU 1. Every scenario's response is checked once with a
 real request before it is measured. A server that does not start, or a scenario it
 cannot serve, is reported as n/a.
+
+With ``--tls`` the same servers that can terminate TLS themselves serve HTTPS (HTTP/1.1)
+with one certificate made for the run, and the tables go to ``http-tls.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -98,6 +102,21 @@ class Server:
     # Scenarios the server cannot serve (reported as n/a without starting it).
     unsupported: frozenset[str] = frozenset()
     note: str = ""
+    # The arguments that make it serve HTTPS with (certfile, keyfile); None: it cannot.
+    tls_args: Callable[[str, str], list[str]] | None = None
+
+
+def _uvicorn_tls(cert: str, key: str) -> list[str]:
+    return ["--ssl-certfile", cert, "--ssl-keyfile", key]
+
+
+def _granian_tls(cert: str, key: str) -> list[str]:
+    return ["--ssl-certificate", cert, "--ssl-keyfile", key]
+
+
+def _env_tls(cert: str, key: str) -> list[str]:
+    # The app reads BENCH_SSL_CERTFILE / BENCH_SSL_KEYFILE itself.
+    return []
 
 
 def _uvicorn(target: str, workers: int = 1) -> Callable[[int], list[str]]:
@@ -149,12 +168,14 @@ SERVERS = [
         "data-bridge",
         lambda port: [sys.executable, "-m", f"{APPS}.data_bridge_app"],
         note="`serve(app)`, one process; `/native` is `app.constant`",
+        tls_args=_env_tls,
     ),
     Server(
         BASELINE,
         "FastAPI + uvicorn",
         _uvicorn(f"{APPS}.fastapi_app:app"),
         note="`--loop uvloop --http httptools --workers 1`",
+        tls_args=_uvicorn_tls,
     ),
     Server(
         "asgi-uvicorn",
@@ -162,6 +183,7 @@ SERVERS = [
         _uvicorn(f"{APPS}.asgi_app:app"),
         unsupported=frozenset({"sync"}) | FASTAPI_ONLY,
         note="no framework; `/native` is the same code as `/json`",
+        tls_args=_uvicorn_tls,
     ),
     Server(
         "granian-rsgi",
@@ -169,12 +191,14 @@ SERVERS = [
         _granian("rsgi", f"{APPS}.rsgi_app:app"),
         unsupported=frozenset({"sync"}) | FASTAPI_ONLY,
         note="`--interface rsgi --workers 1`, default runtime threads",
+        tls_args=_granian_tls,
     ),
     Server(
         "fastapi-granian",
         "FastAPI + Granian",
         _granian("asgi", f"{APPS}.fastapi_app:app"),
         note="`--interface asgi --workers 1`, default runtime threads",
+        tls_args=_granian_tls,
     ),
     Server(
         "robyn",
@@ -206,6 +230,12 @@ class Settings:
     # Server and wrk (two threads) share both cores instead of one core each: for
     # servers with several worker processes.
     spread: bool = False
+    # (certfile, keyfile) when the servers speak HTTPS.
+    tls: tuple[str, str] | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def server_cpus(self) -> int | str:
@@ -271,8 +301,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def request(port: int, scenario: Scenario, timeout: float = 5.0) -> tuple[int, str, bytes]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+def request(
+    port: int, scenario: Scenario, timeout: float = 5.0, tls: bool = False
+) -> tuple[int, str, bytes]:
+    conn = (
+        # The run's own throw-away certificate: nothing to verify it against.
+        http.client.HTTPSConnection(
+            HOST, port, timeout=timeout, context=ssl._create_unverified_context()
+        )
+        if tls
+        else http.client.HTTPConnection(HOST, port, timeout=timeout)
+    )
     try:
         headers = {"content-type": "application/json"} if scenario.body is not None else {}
         conn.request(scenario.method, scenario.path, body=scenario.body, headers=headers)
@@ -282,23 +321,25 @@ def request(port: int, scenario: Scenario, timeout: float = 5.0) -> tuple[int, s
         conn.close()
 
 
-def wait_ready(proc: subprocess.Popen[bytes], port: int, scenario: Scenario) -> bool:
+def wait_ready(
+    proc: subprocess.Popen[bytes], port: int, scenario: Scenario, tls: bool = False
+) -> bool:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
         try:
-            request(port, scenario, timeout=1.0)
+            request(port, scenario, timeout=1.0, tls=tls)
             return True
         except OSError:
             time.sleep(0.1)
     return False
 
 
-def check(port: int, scenario: Scenario) -> str | None:
+def check(port: int, scenario: Scenario, tls: bool = False) -> str | None:
     """One real request; a description of what is wrong, or None."""
     try:
-        status, content_type, body = request(port, scenario)
+        status, content_type, body = request(port, scenario, tls=tls)
     except OSError as exc:
         return f"check request failed: {exc!r}"
     if status != 200:
@@ -365,7 +406,7 @@ def wrk(port: int, scenario: Scenario, conns: int, seconds: int, tmp: Path, cfg:
         "5s",
         "--latency",
         *wrk_script(scenario, tmp),
-        f"http://{HOST}:{port}{scenario.path}",
+        f"{cfg.scheme}://{HOST}:{port}{scenario.path}",
     ]
     proc = subprocess.run(
         pinned(cfg.client_cpus, argv),
@@ -426,11 +467,16 @@ def measure(server: Server, scenario: Scenario, conns: int, cfg: Settings, tmp: 
     """One attempt: a fresh server, a check, a warm-up and a measured wrk run."""
     port = free_port()
     log_path = tmp / f"{server.key}-{scenario.key}-{conns}.log"
+    argv, env = server.argv(port), {**os.environ, "BENCH_PORT": str(port)}
+    if cfg.tls is not None and server.tls_args is not None:
+        argv = [*argv, *server.tls_args(*cfg.tls)]
+        env |= {"BENCH_SSL_CERTFILE": cfg.tls[0], "BENCH_SSL_KEYFILE": cfg.tls[1]}
+    tls = cfg.tls is not None
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            pinned(cfg.server_cpus, server.argv(port)),
+            pinned(cfg.server_cpus, argv),
             cwd=ROOT,
-            env={**os.environ, "BENCH_PORT": str(port), "PYTHONUNBUFFERED": "1"},
+            env={**env, "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -439,12 +485,12 @@ def measure(server: Server, scenario: Scenario, conns: int, cfg: Settings, tmp: 
     _LIVE[proc.pid] = proc
     result = Result()
     try:
-        if not wait_ready(proc, port, scenario):
+        if not wait_ready(proc, port, scenario, tls):
             code = proc.poll()
             state = f"exited with {code}" if code is not None else "never answered"
             result.problems.append(f"server did not start ({state})")
             return result
-        if problem := check(port, scenario):
+        if problem := check(port, scenario, tls):
             result.problems.append(problem)
             return result
         if cfg.warmup > 0:
@@ -464,7 +510,7 @@ def measure(server: Server, scenario: Scenario, conns: int, cfg: Settings, tmp: 
         result.other_cores = max(0.0, others / wall)
         if proc.poll() is not None:
             result.problems.append(f"server exited with {proc.returncode} during the run")
-        elif problem := check(port, scenario):
+        elif problem := check(port, scenario, tls):
             result.problems.append(f"after the run: {problem}")
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         result.problems.append(str(exc))
@@ -553,6 +599,12 @@ def main(argv: list[str]) -> None:
         f"{tempfile.gettempdir()}) and measure only the rest",
     )
     parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate made for the run (servers that terminate TLS "
+        "themselves); results in http-tls.md",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help=f"smoke test: 1 s runs, 64 connections, scenarios {','.join(QUICK_SCENARIOS)}",
@@ -566,7 +618,10 @@ def main(argv: list[str]) -> None:
         "--out is given)",
     )
     args = parser.parse_args(argv)
+    tls_dir = tempfile.TemporaryDirectory(prefix="data-bridge-tls-")
+    atexit.register(tls_dir.cleanup)
     cfg = Settings(
+        tls=make_certificate(Path(tls_dir.name)) if args.tls else None,
         seconds=args.seconds or (1 if args.quick else 5),
         warmup=args.warmup,
         retries=args.retries,
@@ -581,7 +636,9 @@ def main(argv: list[str]) -> None:
         parser.error(f"unknown servers {sorted(unknown)}")
     if BASELINE not in server_keys:
         server_keys.insert(0, BASELINE)  # every number is reported as a ratio to it
-    servers = [s for s in SERVERS if s.key in server_keys]
+    servers = [
+        s for s in SERVERS if s.key in server_keys and (not args.tls or s.tls_args is not None)
+    ]
     scenario_keys = [k for k in (args.scenarios or "").split(",") if k] or (
         QUICK_SCENARIOS if args.quick else [s.key for s in SCENARIOS]
     )
@@ -638,9 +695,21 @@ def main(argv: list[str]) -> None:
     progress_file(cfg).unlink(missing_ok=True)
 
 
+def make_certificate(folder: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 from a throw-away CA: (certfile, keyfile)."""
+    import trustme
+
+    cert = trustme.CA().issue_cert(HOST)
+    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    return str(certfile), str(keyfile)
+
+
 def progress_file(cfg: Settings) -> Path:
     """Where the results measured so far are kept, for ``--resume``."""
-    name = f"data-bridge-http-{cfg.seconds}s-{cfg.warmup}w-{cfg.repeat}x-{cfg.retries}r.json"
+    tls = "-tls" if cfg.tls else ""
+    name = f"data-bridge-http{tls}-{cfg.seconds}s-{cfg.warmup}w-{cfg.repeat}x-{cfg.retries}r.json"
     return Path(tempfile.gettempdir()) / name
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from benchmarks.http.apps.common import HELLO, TEXT, Item, declare_api_routes, port
 from data_bridge import App, Depends, PlainTextResponse, Query, serve
@@ -45,5 +46,12 @@ async def sleep() -> dict[str, str]:
 declare_api_routes(app, Depends, Query)
 
 if __name__ == "__main__":
-    # No access log: the peers run without theirs too.
-    serve(app, host="127.0.0.1", port=port(), access_log=False)
+    # No access log: the peers run without theirs too. HTTPS when the runner says.
+    serve(
+        app,
+        host="127.0.0.1",
+        port=port(),
+        access_log=False,
+        ssl_certfile=os.environ.get("BENCH_SSL_CERTFILE"),
+        ssl_keyfile=os.environ.get("BENCH_SSL_KEYFILE"),
+    )
