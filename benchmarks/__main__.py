@@ -1,4 +1,4 @@
-"""`python -m benchmarks [loop|http|http-scaling] [options]`: run a benchmark suite
+"""`python -m benchmarks [loop|http|http-scaling|soak] [options]`: run a benchmark suite
 (default: loop)."""
 
 from __future__ import annotations
@@ -21,8 +21,14 @@ def main() -> None:
         from benchmarks.http.scaling import main as run_scaling
 
         run_scaling(rest)
+    elif suite == "soak":
+        from benchmarks.soak.run import main as run_soak
+
+        run_soak(rest)
     else:
-        raise SystemExit(f"unknown suite {suite!r}; expected 'loop', 'http' or 'http-scaling'")
+        raise SystemExit(
+            f"unknown suite {suite!r}; expected 'loop', 'http', 'http-scaling' or 'soak'"
+        )
 
 
 if __name__ == "__main__":
