@@ -227,7 +227,7 @@ def http_setup(
     file_response_cls: type,
     http_exception: type,
     report: Callable[[BaseException], str],
-    run_background: Callable[[Any], None],
+    run_background: Callable[[Any], Any],
     *,
     streaming_response: type | None = None,
 ) -> None:
