@@ -227,7 +227,7 @@ def http_setup(
     file_response_cls: type,
     http_exception: type,
     report: Callable[[BaseException], str],
-    run_background: Callable[[Any], None],
+    run_background: Callable[[Any], Any],
     *,
     streaming_response: type | None = None,
 ) -> None:
@@ -299,6 +299,9 @@ class Server:
         write_timeout: float = 60.0,
         limit_connections: int | None = ...,
         http2_keep_alive_interval: float | None = ...,
+        ws_handshake_timeout: float = 10.0,
+        ws_ping_interval: float | None = ...,
+        ws_ping_timeout: float = 20.0,
         debug: bool = False,
         access_log: str | None = None,
         proxy_headers: bool = False,
@@ -313,6 +316,14 @@ class Server:
         seconds from 0 to a year (``ValueError`` otherwise); ``limit_connections``:
         open connections past which new ones get 503 (4096; ``None``: no limit);
         ``http2_keep_alive_interval``: seconds between HTTP/2 pings (30; ``None``: none).
+        ``ws_handshake_timeout``: how long a WebSocket handler may take to accept or
+        refuse the handshake (10; 403 past it); ``ws_ping_interval``: seconds between
+        pings of an open WebSocket (20; ``None``: none); ``ws_ping_timeout``: how long
+        a ping may go unanswered before the connection is closed (20).
+        ``max_pending`` bounds Python work in flight (503 past it): handlers queued or
+        running, sync streaming producers, open WebSockets and unfinished background
+        tasks. ``sync_threads`` bounds ``def`` handlers and, separately, sync
+        streaming producers running at once.
         ``restarts_fd``: the supervisor's restart counter file, read by ``/metrics``.
         ``tls``: PEM certificate chain, key and client CA bundle (or ``None``) to
         serve HTTPS."""

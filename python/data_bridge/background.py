@@ -66,12 +66,14 @@ async def _run(background: BackgroundTask) -> None:
         report(exc, "background task")
 
 
-def run_background(background: BackgroundTask) -> None:
+def run_background(background: BackgroundTask) -> asyncio.Task[None]:
     """Schedules ``background`` on the running loop (called by the server, on the loop
-    thread, once the response carrying it has been sent)."""
+    thread, once the response carrying it has been sent). The server counts the work
+    as in flight until the returned task is done."""
     task = asyncio.get_running_loop().create_task(_run(background))
     _running.add(task)
     task.add_done_callback(_running.discard)
+    return task
 
 
 async def drain(timeout: float | None = None) -> bool:

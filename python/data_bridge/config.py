@@ -34,6 +34,7 @@ __all__ = [
     "parse_limit",
     "parse_mode",
     "parse_non_negative_int",
+    "parse_optional_seconds",
     "parse_port",
     "parse_positive_int",
     "parse_positive_seconds",
@@ -86,6 +87,10 @@ class Config:
     write_timeout: float = 60.0
     #: ``None``: no limit.
     limit_connections: int | None = 4096
+    ws_handshake_timeout: float = 10.0
+    #: ``None``: no pings.
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float = 20.0
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_keyfile_password: str | None = None
@@ -188,6 +193,11 @@ def _parse_seconds(text: str, positive: bool) -> float:
 def parse_seconds(text: str) -> float:
     """Seconds from 0 to a year (``durations.MAX_SECONDS``)."""
     return _parse_seconds(text, positive=False)
+
+
+def parse_optional_seconds(text: str) -> float | None:
+    """Seconds up to a year, where ``0`` means never."""
+    return _parse_seconds(text, positive=False) or None
 
 
 def parse_positive_seconds(text: str) -> float:

@@ -63,6 +63,9 @@ async def start(
     keep_alive_timeout: float = 75.0,
     write_timeout: float = 60.0,
     limit_connections: int | None = 4096,
+    ws_handshake_timeout: float = 10.0,
+    ws_ping_interval: float | None = 20.0,
+    ws_ping_timeout: float = 20.0,
     tls: Certificates | None = None,
     restarts_fd: int | None = None,
 ) -> tuple[_native.Server, Any]:
@@ -86,7 +89,10 @@ async def start(
     ``body_timeout`` is answered 408; a connection with no request in flight that stays
     silent for ``keep_alive_timeout`` is closed, as is one whose client takes nothing of
     its response for ``write_timeout``. Past ``limit_connections`` open connections
-    (``None``: no limit), new ones are answered 503.
+    (``None``: no limit), new ones are answered 503. A WebSocket handler that neither
+    accepts nor refuses within ``ws_handshake_timeout`` gets its client a 403; an open
+    WebSocket is pinged every ``ws_ping_interval`` seconds (``None``: never) and closed
+    when a ping goes unanswered for ``ws_ping_timeout``.
 
     With ``tls``, the server speaks HTTPS only (TLS 1.2/1.3, HTTP/2 or HTTP/1.1 by ALPN);
     ``tls.reload(server)`` swaps in renewed certificates."""
@@ -105,6 +111,9 @@ async def start(
         keep_alive_timeout=keep_alive_timeout,
         write_timeout=write_timeout,
         limit_connections=limit_connections,
+        ws_handshake_timeout=ws_handshake_timeout,
+        ws_ping_interval=ws_ping_interval,
+        ws_ping_timeout=ws_ping_timeout,
         restarts_fd=restarts_fd,
         tls=tls.load() if tls is not None else None,
     )

@@ -111,6 +111,9 @@ async def _serve(
             keep_alive_timeout=config.keep_alive_timeout,
             write_timeout=config.write_timeout,
             limit_connections=config.limit_connections,
+            ws_handshake_timeout=config.ws_handshake_timeout,
+            ws_ping_interval=config.ws_ping_interval,
+            ws_ping_timeout=config.ws_ping_timeout,
             tls=tls,
             restarts_fd=restarts_fd,
         )

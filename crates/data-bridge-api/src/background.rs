@@ -7,16 +7,25 @@
 //! [`Pending`] counts background objects whose body has not finished yet plus those
 //! handed over but not yet scheduled, so a caller (the test client) can wait until
 //! nothing is left in Rust's hands.
+//!
+//! Each background object is also counted as work in flight (see
+//! [`crate::in_flight`]) from the moment its response is ready until the task running
+//! it has finished, so that slow background work makes new requests wait (503 past the
+//! limit) instead of piling up without bound.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use data_bridge_pyloop::wake::{Remote, Shared};
 use http::Response;
+use parking_lot::Mutex;
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::PyCFunction;
 
 use crate::body::{Body, BodyObserver};
 use crate::hooks;
+use crate::in_flight::Slot;
 
 /// Background objects armed but not yet handed to Python (shared by a server and its
 /// dispatcher).
@@ -30,12 +39,14 @@ impl Pending {
     }
 }
 
-/// Runs `background` after `resp`'s body is finished with.
+/// Runs `background` after `resp`'s body is finished with; `slot` counts it as work
+/// in flight until it has run.
 pub fn after_body(
     resp: Response<Body>,
     background: Py<PyAny>,
     shared: Arc<Shared>,
     pending: Pending,
+    slot: Slot,
 ) -> Response<Body> {
     pending.0.fetch_add(1, Ordering::AcqRel);
     resp.map(|body| {
@@ -43,6 +54,7 @@ pub fn after_body(
             background,
             shared,
             pending,
+            slot,
         })))
     })
 }
@@ -51,6 +63,7 @@ struct Start {
     background: Py<PyAny>,
     shared: Arc<Shared>,
     pending: Pending,
+    slot: Slot,
 }
 
 impl Start {
@@ -59,14 +72,31 @@ impl Start {
             background,
             shared,
             pending,
+            slot,
         } = self;
         shared.push_remote(Remote::Call(Box::new(move |py| {
             // The hook logs failures itself; one it cannot even start is dropped.
             if let Ok(hooks) = hooks::get(py) {
-                let _ = hooks.run_background.bind(py).call1((background,));
+                if let Ok(task) = hooks.run_background.bind(py).call1((background,)) {
+                    release_when_done(&task, slot);
+                }
             }
             pending.0.fetch_sub(1, Ordering::AcqRel);
         })));
+    }
+}
+
+/// Keeps `slot` until `task` (what `run_background` returned: an asyncio task) is done.
+/// Without a task to wait for, the slot is given back at once.
+fn release_when_done(task: &Bound<'_, PyAny>, slot: Slot) {
+    let py = task.py();
+    let held = Mutex::new(Some(slot));
+    let on_done = PyCFunction::new_closure(py, None, None, move |_args, _kwargs| {
+        drop(held.lock().take());
+    });
+    if let Ok(on_done) = on_done {
+        // If the callback cannot be added, dropping it gives the slot back.
+        let _ = task.call_method1(intern!(py, "add_done_callback"), (on_done,));
     }
 }
 

@@ -12,11 +12,13 @@
 //! is started as soon as its reply exists (see `streaming`), so the head goes out
 //! without waiting for the first chunk.
 //!
-//! Queued work is bounded: past `max_pending` requests in flight the server answers
-//! 503 instead of queueing more. A client that goes away, or a route timeout, cancels
-//! the task.
+//! Queued work is bounded: past `max_pending` units of work in flight (see
+//! [`crate::in_flight`]) the server answers 503 instead of queueing more. A client that
+//! goes away, or a route timeout, cancels the task; the request stays counted until
+//! its handler has really ended (a cancelled coroutine has finished unwinding, a `def`
+//! handler's thread has returned, or a queued one was dropped without running),
+//! because until then it still holds its request and body.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use data_bridge_pyloop::task::{NativeTask, TaskOutcome};
@@ -30,6 +32,7 @@ use crate::background::{self, Pending};
 use crate::body::Body;
 use crate::endpoint::{CallMode, PyEndpoint};
 use crate::errors::ApiError;
+use crate::in_flight::{InFlight, Slot};
 use crate::request::{param_to_py, PyRequest, RequestData};
 use crate::response::Reply;
 use crate::streaming::LoopRef;
@@ -39,8 +42,6 @@ type Outcome = Result<Reply, ApiError>;
 /// Hands requests to Python handlers; one per server.
 pub struct Dispatcher {
     lp: Arc<LoopRef>,
-    in_flight: AtomicUsize,
-    max_pending: usize,
     /// Threads that may run `def` handlers at once; more wait for a permit.
     sync_permits: Arc<Semaphore>,
     debug: bool,
@@ -49,9 +50,11 @@ pub struct Dispatcher {
 }
 
 /// The task running a request, so it can be cancelled from the connection's side.
-#[derive(Default)]
+/// Shared by the response future and the handler's task or thread; the request is
+/// counted in flight until both have let go.
 struct Job {
     task: Mutex<Option<Py<NativeTask>>>,
+    _slot: Slot,
 }
 
 /// Cancels the job's task if the response future is dropped before it completes
@@ -74,14 +77,6 @@ impl Drop for CancelOnDrop {
                 let _ = NativeTask::cancel_now(task.bind(py));
             }
         })));
-    }
-}
-
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -127,7 +122,8 @@ fn call_args<'py>(
 
 impl Dispatcher {
     /// A dispatcher for handlers running on `event_loop` (a PyLoop `Loop`), with at
-    /// most `sync_threads` `def` handlers running at once.
+    /// most `sync_threads` `def` handlers (and as many sync streaming producers)
+    /// running at once, and at most `max_pending` units of work in flight.
     pub fn new(
         shared: Arc<Shared>,
         event_loop: Py<PyAny>,
@@ -136,11 +132,15 @@ impl Dispatcher {
         debug: bool,
         background: Pending,
     ) -> Self {
+        let sync_threads = sync_threads.max(1);
         Dispatcher {
-            lp: Arc::new(LoopRef { shared, event_loop }),
-            in_flight: AtomicUsize::new(0),
-            max_pending,
-            sync_permits: Arc::new(Semaphore::new(sync_threads.max(1))),
+            lp: Arc::new(LoopRef {
+                shared,
+                event_loop,
+                work: Arc::new(InFlight::new(max_pending)),
+                stream_threads: Arc::new(Semaphore::new(sync_threads)),
+            }),
+            sync_permits: Arc::new(Semaphore::new(sync_threads)),
             debug,
             background,
         }
@@ -151,9 +151,16 @@ impl Dispatcher {
         &self.lp
     }
 
-    /// Requests currently queued or running in Python.
+    /// Units of Python work in flight: handlers queued or running, sync streaming
+    /// producers, open WebSockets and unfinished background tasks.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        self.lp.work.get()
+    }
+
+    /// The count that bounds Python work, for work started outside
+    /// [`Dispatcher::spawn_python_handler`].
+    pub fn work(&self) -> &Arc<InFlight> {
+        &self.lp.work
     }
 
     /// `resp` with `background_work` started on the loop once its body is finished.
@@ -167,18 +174,20 @@ impl Dispatcher {
             background_work,
             self.lp.shared.clone(),
             self.background.clone(),
+            self.lp.work.acquire(),
         )
     }
 
     /// Runs `ep` for the request and resolves to its response (or the error to send).
     pub async fn spawn_python_handler(&self, ep: Arc<PyEndpoint>, data: RequestData) -> Outcome {
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_pending {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let Some(slot) = self.lp.work.try_acquire() else {
             return Err(ApiError::Overloaded);
-        }
-        let _in_flight = InFlight(&self.in_flight);
+        };
         let (tx, rx) = oneshot::channel::<Outcome>();
-        let job = Arc::new(Job::default());
+        let job = Arc::new(Job {
+            task: Mutex::new(None),
+            _slot: slot,
+        });
         let data = Arc::new(data);
         let timeout = ep.timeout;
         if ep.is_async {
@@ -192,11 +201,21 @@ impl Dispatcher {
             let debug = self.debug;
             let permits = self.sync_permits.clone();
             let lp = self.lp.clone();
+            let held = job.clone();
+            let mut tx = tx;
             tokio::spawn(async move {
-                let Ok(permit) = permits.acquire_owned().await else {
-                    return;
+                let permit = tokio::select! {
+                    permit = permits.acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    },
+                    // Timed out or lost its client while waiting for a thread: the
+                    // request and its body are let go now rather than when a thread
+                    // frees up.
+                    () = tx.closed() => return,
                 };
                 tokio::task::spawn_blocking(move || {
+                    let _held = held;
                     let _permit = permit;
                     // The request may have timed out or lost its client while it
                     // waited for a thread; then nobody wants the handler to run.

@@ -18,8 +18,9 @@ pub struct Hooks {
     pub http_exception: Py<PyAny>,
     /// `report(exc) -> str`: logs a handler failure and returns its traceback text.
     pub report: Py<PyAny>,
-    /// `run_background(background)`: schedules a response's background work on the
-    /// running loop, once the response has been sent.
+    /// `run_background(background) -> Task`: schedules a response's background work
+    /// on the running loop, once the response has been sent; the server counts the
+    /// work in flight until the returned task is done.
     pub run_background: Py<PyAny>,
     /// `data_bridge.responses.StreamingResponse` (a `Response` subclass), if registered.
     pub streaming_response: Option<Py<PyAny>>,

@@ -23,6 +23,7 @@ pub mod errors;
 pub mod files;
 pub mod hooks;
 pub mod host;
+pub mod in_flight;
 pub mod metrics;
 pub mod middleware;
 pub mod mime;

@@ -278,7 +278,7 @@ impl Metrics {
             "# HELP data_bridge_requests_in_flight Requests being answered.\n\
              # TYPE data_bridge_requests_in_flight gauge\n\
              data_bridge_requests_in_flight {}\n\
-             # HELP data_bridge_python_queue_depth Python handlers queued or running.\n\
+             # HELP data_bridge_python_queue_depth Python work in flight: handlers queued or running, sync stream producers, open WebSockets, unfinished background tasks.\n\
              # TYPE data_bridge_python_queue_depth gauge\n\
              data_bridge_python_queue_depth {queue_depth}\n\
              # HELP data_bridge_event_loop_lag_seconds How late the event loop ran its last probe (posted every second).\n\

@@ -41,6 +41,7 @@ use crate::routes::RouteTable;
 use crate::service::{handle, AppState, Limits};
 use crate::tls::{PemBundle, Tls, TlsMaterial};
 use tokio_rustls::TlsAcceptor;
+use crate::websocket::WsLimits;
 
 /// How long connections accepted right before shutdown get to start their first request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(100);
@@ -424,7 +425,7 @@ impl Server {
     /// `X-Forwarded-Host` the host, with `forwarded_host`); `restarts_fd` is the
     /// supervisor's restart counter file (read by `/metrics`).
     #[new]
-    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, body_timeout=60.0, keep_alive_timeout=75.0, write_timeout=60.0, limit_connections=Some(4096), http2_keep_alive_interval=Some(30.0), debug=false, access_log=None, proxy_headers=false, forwarded_allow_ips="127.0.0.1", forwarded_host=false, restarts_fd=None, tls=None))]
+    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, body_timeout=60.0, keep_alive_timeout=75.0, write_timeout=60.0, limit_connections=Some(4096), http2_keep_alive_interval=Some(30.0), ws_handshake_timeout=10.0, ws_ping_interval=Some(20.0), ws_ping_timeout=20.0, debug=false, access_log=None, proxy_headers=false, forwarded_allow_ips="127.0.0.1", forwarded_host=false, restarts_fd=None, tls=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         table: &RouteTable,
@@ -438,6 +439,9 @@ impl Server {
         write_timeout: f64,
         limit_connections: Option<usize>,
         http2_keep_alive_interval: Option<f64>,
+        ws_handshake_timeout: f64,
+        ws_ping_interval: Option<f64>,
+        ws_ping_timeout: f64,
         debug: bool,
         access_log: Option<&str>,
         proxy_headers: bool,
@@ -476,6 +480,14 @@ impl Server {
                     .filter(|s| *s > 0.0)
                     .map(|s| seconds("http2_keep_alive_interval", s))
                     .transpose()?,
+                websocket: WsLimits {
+                    handshake_timeout: seconds("ws_handshake_timeout", ws_handshake_timeout)?,
+                    ping_interval: ws_ping_interval
+                        .filter(|s| *s > 0.0)
+                        .map(|s| seconds("ws_ping_interval", s))
+                        .transpose()?,
+                    ping_timeout: seconds("ws_ping_timeout", ws_ping_timeout)?,
+                },
             },
             max_pending,
             sync_threads,

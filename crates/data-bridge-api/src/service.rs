@@ -51,6 +51,8 @@ pub struct Limits {
     pub max_connections: Option<usize>,
     /// How often an HTTP/2 connection is pinged (`None`: never).
     pub http2_keep_alive_interval: Option<Duration>,
+    /// WebSocket handshake and keepalive limits.
+    pub websocket: websocket::WsLimits,
 }
 
 /// Everything a connection needs to serve requests.

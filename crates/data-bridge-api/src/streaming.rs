@@ -20,6 +20,11 @@
 //!
 //! The route timeout covers the handler (producing the status and headers), not the
 //! stream: a long download or an event stream is not cut off by it.
+//!
+//! A sync producer holds a blocking-pool thread for as long as it streams, so at most
+//! `sync_threads` of them run at once (apart from the `def` handlers' own threads);
+//! the others wait for a thread without one, counted as work in flight, and are let
+//! go if their client leaves first.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -35,22 +40,29 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::body::{Body, BoxError};
 use crate::errors::ApiError;
 use crate::hooks;
+use crate::in_flight::InFlight;
 
 /// Chunks queued between the producer and the connection. Two lets a producer that is
 /// slower than the client hand over every chunk without waiting (no future, no
 /// wake-up), while a faster one stays at most two chunks ahead of Hyper.
 const CAPACITY: usize = 2;
 
-/// The loop that runs a server's Python handlers, and the way to wake it.
+/// The loop that runs a server's Python handlers, the way to wake it, and the bounds
+/// on the Python work queued for it.
 pub struct LoopRef {
     /// The loop's cross-thread queue.
     pub shared: Arc<Shared>,
     /// The `data_bridge.pyloop.Loop` itself.
     pub event_loop: Py<PyAny>,
+    /// Python work in flight, bounded by `max_pending`.
+    pub work: Arc<InFlight>,
+    /// Threads that sync streaming producers may hold at once.
+    pub stream_threads: Arc<Semaphore>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,6 +92,9 @@ struct State {
 struct Channel {
     state: Mutex<State>,
     space: Condvar,
+    /// Notified once the body is dropped, for a sync producer still waiting for a
+    /// thread.
+    gone: Notify,
 }
 
 impl Channel {
@@ -95,7 +110,19 @@ impl Channel {
                 shared: None,
             }),
             space: Condvar::new(),
+            gone: Notify::new(),
         }
+    }
+
+    /// Resolves once the body has been dropped (the client went away).
+    async fn client_gone(&self) {
+        let gone = self.gone.notified();
+        tokio::pin!(gone);
+        gone.as_mut().enable();
+        if self.state.lock().client_gone {
+            return;
+        }
+        gone.await;
     }
 
     /// Queues `chunk`; says whether the queue is now full.
@@ -221,6 +248,7 @@ impl Drop for StreamBody {
         let shared = s.shared.clone();
         drop(s);
         self.channel.space.notify_all();
+        self.channel.gone.notify_waiters();
         if let Some(shared) = shared {
             if task.is_some() || waiter.is_some() {
                 shared.push_remote(Remote::Call(Box::new(move |py| {
@@ -345,28 +373,46 @@ pub fn open(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Option<(Body, 
 
 impl Producer {
     /// Starts producing: an async iterator as a task on `lp` (created now if
-    /// `on_loop`, else queued to the loop), a sync one on Tokio's blocking pool.
+    /// `on_loop`, else queued to the loop), a sync one on Tokio's blocking pool once
+    /// one of `lp.stream_threads` is free.
     pub fn start(self, py: Python<'_>, lp: &Arc<LoopRef>, on_loop: bool) {
         if !self.is_async {
             let Producer {
                 response, channel, ..
             } = self;
-            let writer = BodyWriter {
-                channel: channel.clone(),
-                event_loop: None,
-            };
-            runtime::get().spawn_blocking(move || {
-                Python::attach(move |py| {
-                    let run = Py::new(py, writer).and_then(|w| {
-                        response
-                            .bind(py)
-                            .call_method1(intern!(py, "_stream_sync"), (w,))
-                    });
-                    if let Err(err) = run {
-                        fail(py, &channel, err);
-                    }
-                    drop(response);
-                })
+            // The response is already on its way: the producer is counted, not refused.
+            let slot = lp.work.acquire();
+            let threads = lp.stream_threads.clone();
+            let shared = lp.shared.clone();
+            runtime::get().spawn(async move {
+                let permit = tokio::select! {
+                    permit = threads.acquire_owned() => permit.ok(),
+                    () = channel.client_gone() => None,
+                };
+                let Some(permit) = permit else {
+                    // Released with the GIL held, on the loop.
+                    shared.push_remote(Remote::Call(Box::new(move |_py| drop(response))));
+                    return;
+                };
+                let writer = BodyWriter {
+                    channel: channel.clone(),
+                    event_loop: None,
+                };
+                runtime::get().spawn_blocking(move || {
+                    let _slot = slot;
+                    let _permit = permit;
+                    Python::attach(move |py| {
+                        let run = Py::new(py, writer).and_then(|w| {
+                            response
+                                .bind(py)
+                                .call_method1(intern!(py, "_stream_sync"), (w,))
+                        });
+                        if let Err(err) = run {
+                            fail(py, &channel, err);
+                        }
+                        drop(response);
+                    })
+                });
             });
             return;
         }

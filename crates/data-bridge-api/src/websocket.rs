@@ -3,7 +3,8 @@
 //! owns the connection and frames are read and written without the GIL.
 //!
 //! ```text
-//!   socket ──▶ reader task ──▶ inbox (≤ QUEUE) ──▶ WebSocketConn.receive()
+//!   socket ──▶ reader task ──▶ inbox (≤ QUEUE, ──▶ WebSocketConn.receive()
+//!                 │              ≤ INBOX_BYTES)
 //!                 │ full: stops reading             empty: a future, resolved by the
 //!                 │ (TCP backpressure)              next message (one loop wake-up)
 //!   socket ◀── writer task ◀── outbox (≤ QUEUE) ◀── WebSocketConn.send()
@@ -17,9 +18,19 @@
 //! when the connection just dropped) so the handler's next `receive` reports it.
 //! The Python side (`data_bridge.websockets.WebSocket`) keeps Starlette's states and
 //! always ends with a close: 1000 when the handler returns, 1011 when it raises.
+//!
+//! Limits ([`WsLimits`]): a connection counts as work in flight (see
+//! [`crate::in_flight`]) from its handshake until both the connection and its handler
+//! have ended, so past the limit a handshake is answered 503. A handler that neither
+//! accepts nor refuses within the handshake timeout is cancelled and the client gets
+//! 403. The server pings an open connection every ping interval and closes it (1011)
+//! when nothing comes back within the ping timeout; a write the client does not take
+//! within the interval plus the timeout ends it too. Below Hyper, upgraded connections
+//! have no other time limit, so this is what frees a vanished client's connection.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,8 +45,9 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyCFunction, PyString, PyTuple};
 use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -46,6 +58,7 @@ use crate::body::Body;
 use crate::endpoint::{Endpoint, PyEndpoint};
 use crate::errors::ApiError;
 use crate::hooks;
+use crate::in_flight::Slot;
 use crate::request::{PyRequest, RequestData};
 use crate::request_body::RequestBody;
 use crate::router::WEBSOCKET_METHOD;
@@ -55,11 +68,39 @@ use crate::streaming::LoopRef;
 /// Messages buffered in each direction between the connection and the handler.
 const QUEUE: usize = 16;
 
+/// Bytes of received messages buffered for the handler before the reader stops
+/// reading; one message of up to the size limit may still go past it.
+const INBOX_BYTES: usize = 1024 * 1024;
+
 /// How long a close handshake we started may wait for the client's reply.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The close code reported when the connection ended without a close frame.
 const ABNORMAL: u16 = 1006;
+
+/// The close code sent to a client that stopped answering pings.
+const KEEPALIVE_FAILED: u16 = 1011;
+
+/// WebSocket time limits (settings of `_native.Server`).
+#[derive(Clone, Copy, Debug)]
+pub struct WsLimits {
+    /// How long the handler may take to accept or refuse the handshake (403 past it).
+    pub handshake_timeout: Duration,
+    /// How often an open connection is pinged (`None`: never).
+    pub ping_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed.
+    pub ping_timeout: Duration,
+}
+
+impl Default for WsLimits {
+    fn default() -> Self {
+        WsLimits {
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Duration::from_secs(20),
+        }
+    }
+}
 
 /// Whether `req` asks for a WebSocket (`GET`, HTTP/1.1, `Upgrade: websocket`).
 pub fn is_upgrade(req: &Request<Incoming>) -> bool {
@@ -92,6 +133,15 @@ enum Inbound {
 }
 
 impl Inbound {
+    /// Bytes of payload it holds.
+    fn len(&self) -> usize {
+        match self {
+            Inbound::Text(t) => t.len(),
+            Inbound::Binary(b) => b.len(),
+            Inbound::Closed(..) => 0,
+        }
+    }
+
     /// `str`, `bytes`, or `(code, reason)` for the end.
     fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(match self {
@@ -110,10 +160,44 @@ enum Outbound {
 
 struct Inbox {
     queue: VecDeque<Inbound>,
+    /// Payload bytes in `queue`.
+    bytes: usize,
     /// The future `receive()` handed out while the queue was empty.
     waiter: Option<Py<PyAny>>,
     /// How the connection ended, once it has.
     closed: Option<(u16, String)>,
+}
+
+impl Inbox {
+    fn has_space(&self) -> bool {
+        self.queue.len() < QUEUE && self.bytes < INBOX_BYTES
+    }
+
+    fn push_back(&mut self, msg: Inbound) {
+        self.bytes += msg.len();
+        self.queue.push_back(msg);
+    }
+
+    fn push_front(&mut self, msg: Inbound) {
+        self.bytes += msg.len();
+        self.queue.push_front(msg);
+    }
+
+    fn pop_front(&mut self) -> Option<Inbound> {
+        let msg = self.queue.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(msg.len());
+        Some(msg)
+    }
+}
+
+/// What the keepalive check needs to know about the reader.
+#[derive(Default)]
+struct Heard {
+    /// When a frame last arrived, in milliseconds since `Session::epoch`.
+    last_ms: AtomicU64,
+    /// Whether the reader is waiting for room in the inbox (and so reads nothing,
+    /// pongs included).
+    paused: AtomicBool,
 }
 
 /// One connection's state, shared by its Python object and its Tokio tasks.
@@ -125,6 +209,10 @@ struct Session {
     space: Notify,
     outbox: mpsc::Sender<Outbound>,
     outbox_rx: Mutex<Option<mpsc::Receiver<Outbound>>>,
+    /// The asyncio task running the handler, until it is done (or cancelled).
+    handler: Mutex<Option<Py<PyAny>>>,
+    epoch: Instant,
+    heard: Heard,
 }
 
 fn resolve(shared: &Shared, future: Py<PyAny>, value: bool) {
@@ -163,7 +251,7 @@ impl Session {
                         .unwrap_or(true);
                     if done {
                         // The receive was cancelled: the next one gets the message.
-                        me.inbox.lock().queue.push_front(msg);
+                        me.inbox.lock().push_front(msg);
                         return;
                     }
                     let set = msg
@@ -176,8 +264,8 @@ impl Session {
                 true
             }
             None => {
-                inbox.queue.push_back(msg);
-                inbox.queue.len() < QUEUE
+                inbox.push_back(msg);
+                inbox.has_space()
             }
         }
     }
@@ -188,7 +276,35 @@ impl Session {
     }
 
     fn has_space(&self) -> bool {
-        self.inbox.lock().queue.len() < QUEUE
+        self.inbox.lock().has_space()
+    }
+
+    /// Notes that a frame arrived now.
+    fn heard_now(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heard.last_ms.store(ms, Ordering::Release);
+    }
+
+    /// Whether a frame arrived at or after `since`, or the reader is not reading
+    /// because the handler is behind (then the client's silence says nothing).
+    fn heard_since(&self, since: Instant) -> bool {
+        if self.heard.paused.load(Ordering::Acquire) {
+            return true;
+        }
+        let since_ms =
+            u64::try_from(since.saturating_duration_since(self.epoch).as_millis()).unwrap_or(0);
+        self.heard.last_ms.load(Ordering::Acquire) >= since_ms
+    }
+
+    /// Cancels the handler's task if it is still running (on the loop thread).
+    fn cancel_handler(self: &Arc<Self>) {
+        let me = self.clone();
+        self.lp.shared.push_remote(Remote::Call(Box::new(move |py| {
+            let task = me.handler.lock().take();
+            if let Some(task) = task {
+                let _ = task.bind(py).call_method0(intern!(py, "cancel"));
+            }
+        })));
     }
 
     fn closed(&self) -> Option<(u16, String)> {
@@ -281,8 +397,8 @@ impl WebSocketConn {
     fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let session = &self.session;
         let taken = |inbox: &mut Inbox| -> Option<Inbound> {
-            let was_full = inbox.queue.len() >= QUEUE;
-            let msg = inbox.queue.pop_front();
+            let was_full = !inbox.has_space();
+            let msg = inbox.pop_front();
             if msg.is_some() && was_full {
                 session.space.notify_one();
             }
@@ -351,6 +467,21 @@ fn plain(status: StatusCode) -> Response<Body> {
     resp
 }
 
+/// Cancels the handler if the handshake ends without its answer: the handshake timed
+/// out, or the client went away (the handshake future was dropped).
+struct Handshake {
+    session: Arc<Session>,
+    answered: bool,
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.session.cancel_handler();
+        }
+    }
+}
+
 /// Answers a WebSocket handshake: runs the route's handler and waits for its
 /// decision; on `accept()`, answers 101 and starts the connection's tasks.
 pub async fn handle(
@@ -391,6 +522,11 @@ pub async fn handle(
         },
         Err(_) => return plain(StatusCode::FORBIDDEN),
     };
+    // Held by the connection and by the handler's task, until both have ended.
+    let Some(slot) = state.dispatcher.work().try_acquire() else {
+        return ApiError::Overloaded.into_response();
+    };
+    let slot = Arc::new(slot);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
     let data = Arc::new(RequestData {
@@ -414,18 +550,35 @@ pub async fn handle(
         decision: Mutex::new(Some(decision_tx)),
         inbox: Mutex::new(Inbox {
             queue: VecDeque::new(),
+            bytes: 0,
             waiter: None,
             closed: None,
         }),
         space: Notify::new(),
         outbox,
         outbox_rx: Mutex::new(Some(outbox_rx)),
+        handler: Mutex::new(None),
+        epoch: Instant::now(),
+        heard: Heard::default(),
     });
     let started = session.clone();
+    let handler_slot = slot.clone();
     lp.shared.push_remote(Remote::Call(Box::new(move |py| {
-        start_handler(py, &endpoint, data, started);
+        start_handler(py, &endpoint, data, started, handler_slot);
     })));
-    let (subprotocol, headers) = match decision_rx.await {
+    let limits = state.limits.websocket;
+    let mut handshake = Handshake {
+        session: session.clone(),
+        answered: false,
+    };
+    let decision = match tokio::time::timeout(limits.handshake_timeout, decision_rx).await {
+        Ok(decision) => decision,
+        // Dropping `handshake` cancels the handler; a late `accept()` finds the
+        // client gone.
+        Err(_elapsed) => return plain(StatusCode::FORBIDDEN),
+    };
+    handshake.answered = true;
+    let (subprotocol, headers) = match decision {
         Ok(Decision::Accept {
             subprotocol,
             headers,
@@ -449,8 +602,9 @@ pub async fn handle(
     }
     let max_message = state.limits.max_body_size;
     tokio::spawn(async move {
+        let _slot = slot;
         match on_upgrade.await {
-            Ok(upgraded) => run(TokioIo::new(upgraded), session, max_message).await,
+            Ok(upgraded) => run(TokioIo::new(upgraded), session, max_message, limits).await,
             Err(_) => session.finish(ABNORMAL, String::new()),
         }
     });
@@ -463,6 +617,7 @@ fn start_handler(
     ep: &Arc<PyEndpoint>,
     data: Arc<RequestData>,
     session: Arc<Session>,
+    slot: Arc<Slot>,
 ) {
     let run = || -> PyResult<()> {
         let req = Py::new(py, PyRequest::new(data, ep.clone()))?;
@@ -476,11 +631,21 @@ fn start_handler(
             .func
             .bind(py)
             .call1(PyTuple::new(py, [req.into_any(), conn.into_any()])?)?;
-        session
+        let task = session
             .lp
             .event_loop
             .bind(py)
             .call_method1(intern!(py, "create_task"), (coro,))?;
+        *session.handler.lock() = Some(task.clone().unbind());
+        // Counted until the handler is done; the callback also breaks the cycle
+        // session → task → callback → session.
+        let held = Mutex::new(Some((slot.clone(), session.clone())));
+        let on_done = PyCFunction::new_closure(py, None, None, move |_args, _kwargs| {
+            if let Some((_slot, session)) = held.lock().take() {
+                session.handler.lock().take();
+            }
+        })?;
+        task.call_method1(intern!(py, "add_done_callback"), (on_done,))?;
         Ok(())
     };
     if let Err(err) = run() {
@@ -489,6 +654,7 @@ fn start_handler(
         }
         // Dropping the decision sender answers the handshake with 500.
         session.decision.lock().take();
+        session.handler.lock().take();
     }
 }
 
@@ -499,8 +665,75 @@ fn close_message(code: u16, reason: String) -> Message {
     }))
 }
 
+/// How the loop serving a connection ended.
+enum Ended {
+    /// The handler closed (or its connection object went away): the client's close
+    /// reply is still to be read.
+    Handler,
+    /// The reader stopped (the client closed, left, or broke the protocol).
+    Reader,
+    /// The client stopped answering pings or taking data.
+    Unresponsive,
+}
+
+/// When to ping, and whether the last ping was answered in time.
+struct Keepalive {
+    interval: Option<Duration>,
+    timeout: Duration,
+    /// When the unanswered ping was sent.
+    sent: Option<Instant>,
+    deadline: Instant,
+}
+
+impl Keepalive {
+    fn new(limits: WsLimits) -> Self {
+        let now = Instant::now();
+        Keepalive {
+            interval: limits.ping_interval,
+            timeout: limits.ping_timeout,
+            sent: None,
+            deadline: now + limits.ping_interval.unwrap_or(Duration::ZERO),
+        }
+    }
+
+    /// How long one write may take: a client that takes nothing for a ping interval
+    /// plus its timeout could not have answered a ping either.
+    fn write_limit(&self) -> Option<Duration> {
+        self.interval.map(|i| i + self.timeout)
+    }
+}
+
+/// What became of a write.
+#[derive(PartialEq, Eq)]
+enum Written {
+    Sent,
+    /// The connection failed (the client is gone or closed).
+    Failed,
+    /// The client took nothing within the limit.
+    Stalled,
+}
+
+/// Sends `msg`, within `limit` if there is one.
+async fn write<Si>(sink: &mut Si, msg: Message, limit: Option<Duration>) -> Written
+where
+    Si: futures_util::Sink<Message> + Unpin,
+{
+    let sent = match limit {
+        Some(limit) => match tokio::time::timeout(limit, sink.send(msg)).await {
+            Ok(sent) => sent,
+            Err(_elapsed) => return Written::Stalled,
+        },
+        None => sink.send(msg).await,
+    };
+    if sent.is_ok() {
+        Written::Sent
+    } else {
+        Written::Failed
+    }
+}
+
 /// Serves an upgraded connection until both sides are done.
-async fn run<S>(io: S, session: Arc<Session>, max_message: usize)
+async fn run<S>(io: S, session: Arc<Session>, max_message: usize, limits: WsLimits)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -513,7 +746,11 @@ where
         return;
     };
     let mut reader = tokio::spawn(read(stream, session.clone()));
-    let reader_done = loop {
+    let mut keepalive = Keepalive::new(limits);
+    let write_limit = keepalive.write_limit();
+    let ping = tokio::time::sleep_until(keepalive.deadline);
+    tokio::pin!(ping);
+    let ended = loop {
         tokio::select! {
             item = outbox.recv() => {
                 let (msg, last) = match item {
@@ -522,30 +759,63 @@ where
                     // The handler's connection object is gone without a close.
                     None => (close_message(1011, String::new()), true),
                 };
-                if sink.send(msg).await.is_err() || last {
-                    break false;
+                match write(&mut sink, msg, write_limit).await {
+                    Written::Stalled => break Ended::Unresponsive,
+                    // The reader may still have the client's close code to report.
+                    Written::Failed => break Ended::Handler,
+                    Written::Sent if last => break Ended::Handler,
+                    Written::Sent => {}
                 }
             }
             ended = &mut reader => {
                 // The reader stopped on bad input: tell the client why.
                 if let Ok(Some(code)) = ended {
-                    let _ = sink.send(close_message(code, String::new())).await;
+                    let _ = write(&mut sink, close_message(code, String::new()), Some(CLOSE_TIMEOUT)).await;
                 }
-                break true;
+                break Ended::Reader;
+            }
+            () = &mut ping, if keepalive.interval.is_some() => {
+                let now = Instant::now();
+                let interval = keepalive.interval.unwrap_or(Duration::ZERO);
+                match keepalive.sent.take() {
+                    Some(sent) if !session.heard_since(sent) => break Ended::Unresponsive,
+                    // Answered (or the client was busy sending): the next ping is due
+                    // an interval after this one.
+                    Some(sent) => keepalive.deadline = sent + interval,
+                    None => {
+                        match write(&mut sink, Message::Ping(Bytes::new()), write_limit).await {
+                            Written::Sent => {}
+                            Written::Failed => break Ended::Handler,
+                            Written::Stalled => break Ended::Unresponsive,
+                        }
+                        keepalive.sent = Some(now);
+                        keepalive.deadline = now + keepalive.timeout;
+                    }
+                }
+                ping.as_mut().reset(keepalive.deadline);
             }
         }
     };
     // The handler cannot send any more: free whoever waits for room.
     outbox.close();
     session.finish(ABNORMAL, String::new());
-    if !reader_done
-        && tokio::time::timeout(CLOSE_TIMEOUT, &mut reader)
-            .await
-            .is_err()
-    {
-        reader.abort();
+    match ended {
+        Ended::Handler => {
+            if tokio::time::timeout(CLOSE_TIMEOUT, &mut reader)
+                .await
+                .is_err()
+            {
+                reader.abort();
+            }
+        }
+        Ended::Reader => {}
+        Ended::Unresponsive => {
+            reader.abort();
+            let close = close_message(KEEPALIVE_FAILED, "keepalive ping timeout".into());
+            let _ = write(&mut sink, close, Some(CLOSE_TIMEOUT)).await;
+        }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
 }
 
 /// Reads messages into the inbox until the connection ends; returns the close code to
@@ -565,10 +835,15 @@ where
             if session.has_space() {
                 break;
             }
+            session.heard.paused.store(true, Ordering::Release);
             room.await;
+            session.heard.paused.store(false, Ordering::Release);
         }
         let msg = match stream.next().await {
-            Some(Ok(m)) => m,
+            Some(Ok(m)) => {
+                session.heard_now();
+                m
+            }
             Some(Err(e)) => {
                 let code = match e {
                     WsError::Capacity(_) => Some(1009),
