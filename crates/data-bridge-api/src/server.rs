@@ -40,8 +40,8 @@ use crate::proxy::TrustedProxies;
 use crate::routes::RouteTable;
 use crate::service::{handle, AppState, Limits};
 use crate::tls::{PemBundle, Tls, TlsMaterial};
-use tokio_rustls::TlsAcceptor;
 use crate::websocket::WsLimits;
+use tokio_rustls::TlsAcceptor;
 
 /// How long connections accepted right before shutdown get to start their first request.
 const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(100);
