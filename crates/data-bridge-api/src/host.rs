@@ -72,8 +72,20 @@ pub fn is_valid(host: &str) -> bool {
                         | b'='
                 )
         })
+        && escapes_are_complete(name)
         && port.len() <= 5
         && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether every `%` in `name` starts a `%XX` escape (RFC 3986 §2.1).
+fn escapes_are_complete(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 fn bad(why: &str) -> ApiError {
@@ -226,7 +238,9 @@ mod tests {
         ] {
             assert!(is_valid(ok), "{ok}");
         }
-        for bad in ["", ":80", "[::1]x", "a\\b", "a@b", "a?b", "a#b"] {
+        for bad in [
+            "", ":80", "[::1]x", "a\\b", "a@b", "a?b", "a#b", "%", "a%2", "a%zz",
+        ] {
             assert!(!is_valid(bad), "{bad}");
         }
     }
