@@ -67,6 +67,7 @@ pub fn logged_target(uri: &http::Uri) -> String {
 }
 
 /// What is logged about one request.
+#[derive(Debug)]
 pub struct Record {
     /// When the request head arrived.
     pub time: SystemTime,
@@ -368,6 +369,120 @@ mod tests {
         assert!(s.contains("\"path\":\"/items/1?q=\\\"x\\\"\""));
         assert!(s.contains("\"status\":200,\"bytes\":17,\"duration\":0.000412"));
         assert!(s.contains("\"client\":\"127.0.0.1:5000\",\"request_id\":\"abc\"}"));
+    }
+
+    mod proptests {
+        use std::net::IpAddr;
+
+        use proptest::prelude::*;
+        use proptest::test_runner::TestCaseError;
+
+        use super::*;
+
+        /// A record with any method, version, client, id, numbers and time; the
+        /// target is `target` unless `from_uri` asks for what a parsed URI would log.
+        fn record_with(target: String, from_uri: bool) -> impl Strategy<Value = Record> {
+            let method = prop_oneof![
+                Just(Method::GET),
+                Just(Method::POST),
+                "[!#$%&'*+.^_`|~0-9A-Za-z-]{1,12}"
+                    .prop_filter_map("not a token", |m| Method::from_bytes(m.as_bytes()).ok()),
+            ];
+            let version = prop::sample::select(vec![
+                Version::HTTP_09,
+                Version::HTTP_10,
+                Version::HTTP_11,
+                Version::HTTP_2,
+                Version::HTTP_3,
+            ]);
+            let client = prop::option::of(
+                (any::<IpAddr>(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port)),
+            );
+            let id = prop::option::of(prop::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|id| id.and_then(|bytes| HeaderValue::from_bytes(&bytes).ok()));
+            (
+                method,
+                version,
+                client,
+                id,
+                any::<u16>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u32>(),
+            )
+                .prop_map(
+                    move |(
+                        method,
+                        version,
+                        client,
+                        request_id,
+                        status,
+                        bytes,
+                        micros,
+                        secs,
+                        nanos,
+                    )| {
+                        let target = if from_uri {
+                            target
+                                .parse::<http::Uri>()
+                                .map(|u| logged_target(&u))
+                                .unwrap_or_default()
+                        } else {
+                            target.clone()
+                        };
+                        Record {
+                            time: UNIX_EPOCH
+                                + Duration::new(secs % 400_000_000_000, nanos % 1_000_000_000),
+                            method,
+                            target,
+                            version,
+                            status,
+                            bytes,
+                            duration: Duration::from_micros(micros),
+                            client,
+                            request_id,
+                        }
+                    },
+                )
+        }
+
+        /// Targets with quotes, backslashes, controls, non-ASCII and over-long runs.
+        fn target() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "/[ -~]{0,40}",
+                "\\PC{0,40}",
+                "[\\x00-\\x1f\"\\\\\u{7f}\u{2028}]{0,10}",
+                "/[a-z?=&%]{2040,2060}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn prop_json_lines_are_one_json_object(r in target().prop_flat_map(|t| record_with(t, false))) {
+                let mut line = String::new();
+                format_record(&mut line, LogFormat::Json, 7, &r);
+                prop_assert!(line.ends_with('\n'));
+                prop_assert_eq!(line.matches('\n').count(), 1);
+                let parsed: serde_json::Value = serde_json::from_str(&line)
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {line}")))?;
+                prop_assert_eq!(&parsed["path"], &serde_json::Value::String(r.target.clone()));
+                prop_assert_eq!(&parsed["status"], &serde_json::Value::from(r.status));
+                prop_assert_eq!(&parsed["client"], &r.client.map_or(serde_json::Value::Null, |c| c.to_string().into()));
+            }
+
+            #[test]
+            fn prop_text_lines_are_one_line(r in target().prop_flat_map(|t| record_with(t, true))) {
+                let mut line = String::new();
+                format_record(&mut line, LogFormat::Text, 7, &r);
+                prop_assert!(line.ends_with('\n'));
+                prop_assert!(!line[..line.len() - 1].contains(['\n', '\r']), "{line:?}");
+                // The quoted request field ends at the first unescaped quote.
+                let request = format!("\"{} {} HTTP/", r.method, escape_text(&r.target));
+                prop_assert!(line.contains(&request), "{line:?}");
+                prop_assert!(r.target.len() <= MAX_TARGET + 3);
+            }
+        }
     }
 
     /// A writer whose first two flushes wait for the test, to fill the channel.

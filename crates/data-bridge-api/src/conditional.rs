@@ -344,4 +344,88 @@ mod tests {
         let c = cond(&[(header::RANGE, "bytes=5000-")]);
         assert_eq!(decide(&c, &v, true), Decision::Unsatisfiable);
     }
+
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// `Range` values near the grammar: units, numbers at the edges of `u64`,
+        /// suffixes, lists, spaces, and arbitrary bytes.
+        fn range_value() -> impl Strategy<Value = Vec<u8>> {
+            let number = prop_oneof![
+                Just(String::new()),
+                (0u64..2000).prop_map(|n| n.to_string()),
+                any::<u64>().prop_map(|n| n.to_string()),
+                Just("18446744073709551616".to_owned()),
+                "[0-9+ -]{1,4}",
+            ];
+            let spec = (
+                number.clone(),
+                prop::sample::select(vec!["-", "--", "", " - "]),
+                number,
+            )
+                .prop_map(|(a, dash, b)| format!("{a}{dash}{b}"));
+            let unit = prop::sample::select(vec!["bytes", "BYTES", " bytes ", "items", ""]);
+            prop_oneof![
+                (unit, prop::collection::vec(spec, 1..3)).prop_map(|(unit, specs)| {
+                    format!("{unit}={}", specs.join(",")).into_bytes()
+                }),
+                prop::collection::vec(any::<u8>(), 0..24),
+            ]
+        }
+
+        fn header(bytes: &[u8]) -> Option<HeaderValue> {
+            HeaderValue::from_bytes(bytes).ok()
+        }
+
+        proptest! {
+            #[test]
+            fn prop_satisfiable_ranges_lie_within_the_file(value in range_value(), len in prop_oneof![0u64..3000, any::<u64>()]) {
+                match parse_range(&value, len) {
+                    Some(Decision::Partial { start, end }) => {
+                        prop_assert!(start <= end && end < len, "{start}-{end} of {len}");
+                    }
+                    Some(Decision::Unsatisfiable) | None => {}
+                    Some(other) => prop_assert!(false, "{other:?}"),
+                }
+            }
+
+            #[test]
+            fn prop_conditional_requests_never_panic(
+                range in range_value(),
+                if_range in prop::collection::vec(any::<u8>(), 0..40),
+                if_none_match in prop::collection::vec(any::<u8>(), 0..40),
+                if_modified_since in prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..40),
+                    Just(b"Tue, 14 Nov 2023 22:13:20 GMT".to_vec()),
+                    Just(b"Fri, 31 Dec 9999 23:59:59 GMT".to_vec()),
+                ],
+                len in prop_oneof![0u64..3000, any::<u64>()],
+                secs in prop_oneof![any::<u32>().prop_map(u64::from), any::<u64>()],
+                nanos in 0u32..1_000_000_000,
+            ) {
+                let modified = UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
+                let v = Validators::new(len, modified);
+                let mut headers = HeaderMap::new();
+                let pairs = [
+                    (header::RANGE, &range),
+                    (header::IF_RANGE, &if_range),
+                    (header::IF_NONE_MATCH, &if_none_match),
+                    (header::IF_MODIFIED_SINCE, &if_modified_since),
+                ];
+                for (name, value) in pairs {
+                    if let Some(value) = header(value) {
+                        headers.insert(name, value);
+                    }
+                }
+                let cond = Conditions::from_request(&Method::GET, &headers);
+                if let Decision::Partial { start, end } = decide(&cond, &v, true) {
+                    prop_assert!(start <= end && end < len, "{start}-{end} of {len}");
+                }
+                prop_assert_eq!(decide(&cond, &v, false), Decision::Full);
+                let _ = (v.etag(), v.last_modified());
+            }
+        }
+    }
 }

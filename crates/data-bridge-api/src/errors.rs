@@ -213,14 +213,14 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn any_string_round_trips_through_a_json_parser(s in "\\PC*|[\\x00-\\x1f\"\\\\\u{7f}\u{2028}\u{fffd}]*") {
+        fn prop_any_string_round_trips_through_a_json_parser(s in "\\PC*|[\\x00-\\x1f\"\\\\\u{7f}\u{2028}\u{fffd}]*") {
             let parsed: String = serde_json::from_str(&json_string(&s))
                 .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
             proptest::prop_assert_eq!(parsed, s);
         }
 
         #[test]
-        fn validation_bodies_are_json(raw in "\\PC*|[\\x00-\\x1f\"\\\\%]*") {
+        fn prop_validation_bodies_are_json(raw in "\\PC*|[\\x00-\\x1f\"\\\\%]*") {
             let item = crate::router::convert("user_id", &crate::router::ParamKind::Int, &raw);
             if let Err(item) = item {
                 let body = detail_body(&format!("[{item}]"));

@@ -466,6 +466,90 @@ mod tests {
         }
     }
 
+    mod proptests {
+        use std::path::Component;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Request paths built from traversal pieces in every spelling, mixed with
+        /// plain names and arbitrary text.
+        fn raw_path() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                prop::sample::select(vec![
+                    "",
+                    ".",
+                    "..",
+                    "%2e",
+                    "%2E%2e",
+                    ".%2e",
+                    "%2e.",
+                    "...",
+                    ".env",
+                    ".well-known",
+                    "%2ewell-known",
+                    ".well-known%2f..",
+                    "%2f",
+                    "%2F",
+                    "%5c",
+                    "\\",
+                    "..\\..",
+                    "%00",
+                    "%",
+                    "%2",
+                    "%zz",
+                    "%+2",
+                    "%-1",
+                    "a",
+                    "index.html",
+                    "C:",
+                    "~",
+                    "%252e%252e",
+                ])
+                .prop_map(str::to_owned),
+                "[a-zA-Z0-9._%~-]{1,10}",
+                "\\PC{1,6}",
+            ];
+            (prop::bool::ANY, prop::collection::vec(segment, 0..6)).prop_map(|(lead, segments)| {
+                let joined = segments.join("/");
+                if lead {
+                    format!("/{joined}")
+                } else {
+                    joined
+                }
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn prop_relative_paths_stay_below_the_mount(raw in raw_path()) {
+                let Some(path) = relative_path(&raw) else {
+                    return Ok(());
+                };
+                prop_assert!(path.is_relative(), "{raw:?} -> {path:?}");
+                prop_assert!(!path.as_os_str().as_bytes().contains(&0), "{raw:?} -> {path:?}");
+                for component in path.components() {
+                    let Component::Normal(name) = component else {
+                        return Err(TestCaseError::fail(format!("{raw:?} -> {path:?}: {component:?}")));
+                    };
+                    let name = name.as_bytes();
+                    prop_assert!(!name.contains(&b'\\'), "{raw:?} -> {path:?}");
+                    prop_assert!(
+                        !name.starts_with(b".") || name == b".well-known",
+                        "{raw:?} -> {path:?}"
+                    );
+                }
+            }
+
+            #[test]
+            fn prop_plain_names_are_kept(names in prop::collection::vec("[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,10}", 1..5)) {
+                let raw = names.join("/");
+                prop_assert_eq!(relative_path(&raw), Some(PathBuf::from(&raw)));
+            }
+        }
+    }
+
     #[test]
     fn io_errors_map_to_statuses() {
         let missing = io::Error::from(io::ErrorKind::NotFound);

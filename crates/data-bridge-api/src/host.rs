@@ -72,8 +72,20 @@ pub fn is_valid(host: &str) -> bool {
                         | b'='
                 )
         })
+        && escapes_are_complete(name)
         && port.len() <= 5
         && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether every `%` in `name` starts a `%XX` escape (RFC 3986 §2.1).
+fn escapes_are_complete(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 fn bad(why: &str) -> ApiError {
@@ -226,8 +238,80 @@ mod tests {
         ] {
             assert!(is_valid(ok), "{ok}");
         }
-        for bad in ["", ":80", "[::1]x", "a\\b", "a@b", "a?b", "a#b"] {
+        for bad in [
+            "", ":80", "[::1]x", "a\\b", "a@b", "a?b", "a#b", "%", "a%2", "a%zz",
+        ] {
             assert!(!is_valid(bad), "{bad}");
+        }
+    }
+
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Host-like text: names, IPv6 literals, ports, and the characters that would
+        /// let a host smuggle a path, credentials or a second header.
+        fn host_like() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z0-9.:_~%-]{0,20}",
+                "\\[[0-9a-f:.]{0,12}\\](:[0-9]{0,7})?[a-z]{0,2}",
+                "[a-z.]{0,6}[/?#@\\\\ \t\"<>\\[\\]{}|^`\u{80}-\u{10ffff}]{1,3}[a-z:0-9]{0,6}",
+                "\\PC{0,12}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn prop_valid_hosts_are_plain_authorities(host in host_like()) {
+                if is_valid(&host) {
+                    prop_assert!(!host.is_empty());
+                    prop_assert!(
+                        host.bytes().all(|b| b.is_ascii_graphic()
+                            && !matches!(b, b'/' | b'?' | b'#' | b'@' | b'\\' | b'"' | b'<' | b'>' | b'{' | b'}' | b'|' | b'^' | b'`')),
+                        "{host:?}"
+                    );
+                    // Every `%` starts an escape.
+                    let bytes = host.as_bytes();
+                    for (i, _) in host.match_indices('%') {
+                        prop_assert!(bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)), "{host:?}");
+                    }
+                    // Usable as the authority of a URL built from it (the `http` crate
+                    // refuses escapes in an authority, which RFC 3986 allows).
+                    if !host.contains('%') {
+                        let uri: Result<Uri, _> = format!("http://{host}/").parse();
+                        prop_assert!(
+                            uri.as_ref().ok().and_then(Uri::authority).is_some_and(|a| a.as_str() == host),
+                            "{host:?} -> {uri:?}"
+                        );
+                    }
+                }
+            }
+
+            #[test]
+            fn prop_resolved_hosts_are_valid(
+                host in prop::option::of(host_like()),
+                authority in prop::option::of(host_like()),
+                forwarded in prop::option::of(host_like()),
+                http2 in any::<bool>(),
+            ) {
+                let mut headers = HeaderMap::new();
+                if let Some(value) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+                    headers.insert(header::HOST, value);
+                }
+                let uri = match authority.as_deref().map(|a| format!("http://{a}/x").parse::<Uri>()) {
+                    Some(Ok(uri)) => uri,
+                    _ => Uri::from_static("/x"),
+                };
+                let version = if http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+                match resolve(&uri, version, &headers, forwarded.as_deref()) {
+                    Ok(resolved) => {
+                        prop_assert!(resolved.is_empty() || is_valid(&resolved), "{resolved:?}");
+                        prop_assert!(!resolved.is_empty() || version == Version::HTTP_2 || uri.authority().is_some() || headers.contains_key(header::HOST));
+                    }
+                    Err(err) => prop_assert_eq!(err.status().as_u16(), 400),
+                }
+            }
         }
     }
 }

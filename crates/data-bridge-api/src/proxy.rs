@@ -259,4 +259,116 @@ mod tests {
         assert_eq!(on.resolve(None, &h).and_then(|f| f.host), None);
         Ok(())
     }
+
+    mod proptests {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Addresses clustered in few networks, so that trusted and untrusted hops mix.
+        fn ip() -> impl Strategy<Value = IpAddr> {
+            prop_oneof![
+                (0u8..2, 0u8..3).prop_map(|(a, b)| IpAddr::V4(Ipv4Addr::new(10, a, 0, b))),
+                (0u8..3).prop_map(|b| IpAddr::V4(Ipv4Addr::new(127, 0, 0, b))),
+                (0u8..3).prop_map(|b| IpAddr::V4(Ipv4Addr::new(6, 6, 6, b))),
+                (0u16..3).prop_map(|b| IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, b))),
+                (0u8..3).prop_map(|b| IpAddr::V6(Ipv4Addr::new(10, 0, 0, b).to_ipv6_mapped())),
+                any::<IpAddr>(),
+            ]
+        }
+
+        /// One `X-Forwarded-For` entry as proxies and clients write them, or junk.
+        fn hop() -> impl Strategy<Value = String> {
+            prop_oneof![
+                ip().prop_map(|ip| ip.to_string()),
+                (ip(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port).to_string()),
+                (ip(), prop::sample::select(vec![" ", "  ", "\t"]))
+                    .prop_map(|(ip, pad)| format!("{pad}{ip}{pad}")),
+                "[ -~]{0,10}",
+            ]
+        }
+
+        fn spec() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::collection::vec(
+                    prop_oneof![
+                        (ip(), prop::option::of(0u8..140)).prop_map(|(ip, prefix)| match prefix {
+                            Some(p) => format!("{ip}/{p}"),
+                            None => ip.to_string(),
+                        }),
+                        Just("*".to_owned()),
+                        "[ -~]{0,8}",
+                    ],
+                    0..4,
+                )
+                .prop_map(|items| items.join(",")),
+                "\\PC{0,20}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn prop_parsed_networks_contain_their_address(ip in ip(), prefix in 0u8..=128) {
+                let prefix = if ip.to_canonical().is_ipv4() { prefix % 33 } else { prefix };
+                let trusted = TrustedProxies::parse(&format!("{ip}/{prefix}"));
+                prop_assert!(trusted.is_ok_and(|t| t.contains(ip)), "{ip}/{prefix}");
+            }
+
+            #[test]
+            fn prop_the_client_is_the_nearest_untrusted_hop(
+                spec in spec(),
+                peer in ip(),
+                lines in prop::collection::vec(prop::collection::vec(hop(), 0..5), 0..3),
+                proto in prop::option::of("[a-zA-Z ,]{0,8}"),
+                host in prop::option::of("[ -~]{0,12}"),
+                believe_host in any::<bool>(),
+            ) {
+                let Ok(trusted) = TrustedProxies::parse(&spec) else {
+                    return Ok(());
+                };
+                let trusted = trusted.with_forwarded_host(believe_host);
+                let mut headers = HeaderMap::new();
+                for line in &lines {
+                    if let Ok(value) = HeaderValue::from_str(&line.join(",")) {
+                        headers.append("x-forwarded-for", value);
+                    }
+                }
+                for (name, value) in [("x-forwarded-proto", &proto), ("x-forwarded-host", &host)] {
+                    if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                        headers.insert(name, value);
+                    }
+                }
+                let peer = SocketAddr::new(peer, 1234);
+                let Some(forwarded) = trusted.resolve(Some(peer), &headers) else {
+                    prop_assert!(!trusted.contains(peer.ip()));
+                    return Ok(());
+                };
+                prop_assert!(trusted.contains(peer.ip()));
+                let hops: Vec<Option<IpAddr>> = headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(',').map(parse_hop).collect::<Vec<_>>())
+                    .collect();
+                match forwarded.client {
+                    None => prop_assert!(hops.is_empty()),
+                    Some(client) => {
+                        let client = client.map(|c| c.ip());
+                        // Never a hop left of an untrusted one: the client could have written it.
+                        let nearest = hops.iter().rev().find(|h| h.is_none_or(|ip| !trusted.contains(ip)));
+                        match nearest {
+                            Some(hop) => prop_assert_eq!(client, *hop),
+                            None => prop_assert_eq!(Some(client), hops.first().copied()),
+                        }
+                        prop_assert_eq!(client.map(|ip| ip.to_canonical()), client);
+                    }
+                }
+                prop_assert!(forwarded.scheme.is_none_or(|s| matches!(s, "http" | "https" | "ws" | "wss")));
+                prop_assert!(forwarded.host.is_none() || believe_host);
+                prop_assert!(forwarded.host.as_deref().is_none_or(crate::host::is_valid));
+            }
+        }
+    }
 }

@@ -525,4 +525,121 @@ mod tests {
         let err = convert("c", &choice, "z").err().unwrap_or_default();
         assert!(err.contains("Input should be 'a' or 'b'"));
     }
+
+    mod proptests {
+        use proptest::prelude::*;
+        use proptest::test_runner::TestCaseError;
+
+        use super::*;
+
+        /// Every parameter kind, on routes that share prefixes and overlap.
+        fn typed_router() -> Router<u32> {
+            let mut r = router();
+            let choice = ParamKind::Choice(vec!["red".into(), "green".into()]);
+            let routes: [(&str, &str, ParamKind); 6] = [
+                ("/i/{v}", "v", ParamKind::Int),
+                ("/f/{v}", "v", ParamKind::Float),
+                ("/b/{v}", "v", ParamKind::Bool),
+                ("/u/{v}", "v", ParamKind::Uuid),
+                ("/c/{v}", "v", choice),
+                ("/s/{v}/x", "v", ParamKind::Str),
+            ];
+            for (i, (template, name, kind)) in routes.into_iter().enumerate() {
+                let added = r.add(&["GET", "PUT"], template, &[(name, kind)], 10 + i as u32);
+                assert!(added.is_ok(), "{template}");
+            }
+            r
+        }
+
+        /// Paths made of the pieces routers trip on: escapes (valid, truncated, not
+        /// UTF-8), dots, empty segments, route prefixes and arbitrary text.
+        fn path() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                Just(String::new()),
+                Just("users".to_owned()),
+                Just("files".to_owned()),
+                Just("me".to_owned()),
+                prop::sample::select(vec!["i", "f", "b", "u", "c", "s", "x"])
+                    .prop_map(str::to_owned),
+                Just("..".to_owned()),
+                Just("%".to_owned()),
+                Just("%2".to_owned()),
+                Just("%ff%fe".to_owned()),
+                Just("%c3%28".to_owned()),
+                Just("%2F%00".to_owned()),
+                Just("12345678-1234-5678-1234-567812345678".to_owned()),
+                "-?[0-9]{1,25}(\\.[0-9]{0,5})?",
+                "[a-zA-Z0-9%._~{}*:-]{0,12}",
+                "\\PC{0,8}",
+            ];
+            prop::collection::vec(segment, 0..6)
+                .prop_map(|segments| format!("/{}", segments.join("/")))
+        }
+
+        fn method() -> impl Strategy<Value = Method> {
+            prop::sample::select(vec![
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::OPTIONS,
+                Method::PATCH,
+            ])
+        }
+
+        fn body_json(
+            resp: http::Response<crate::body::Body>,
+        ) -> Result<serde_json::Value, TestCaseError> {
+            let bytes = match resp.into_body() {
+                crate::body::Body::Full(bytes) => bytes.unwrap_or_default(),
+                crate::body::Body::Stream(_) => {
+                    return Err(TestCaseError::fail("streamed error body"))
+                }
+            };
+            serde_json::from_slice(&bytes)
+                .map_err(|e| TestCaseError::fail(format!("{e}: {bytes:?}")))
+        }
+
+        proptest! {
+            #[test]
+            fn prop_any_path_matches_or_answers_json(method in method(), path in path()) {
+                let r = typed_router();
+                match r.find(&method, &path) {
+                    Ok(found) => {
+                        let declared = r.params_of(found.template).map_or(0, <[_]>::len);
+                        prop_assert_eq!(found.params.len(), declared);
+                        prop_assert_eq!(r.route_of(&path), Some(found.route));
+                    }
+                    Err(err) => {
+                        let status = err.status().as_u16();
+                        // 400 when an escape decodes to bytes that are not UTF-8.
+                        prop_assert!(matches!(status, 400 | 404 | 405 | 422), "{status} for {path:?}");
+                        if status == 404 {
+                            prop_assert!(r.route_of(&path).is_none());
+                        }
+                        let body = body_json(err.into_response())?;
+                        prop_assert!(body.get("detail").is_some(), "{body}");
+                    }
+                }
+            }
+
+            #[test]
+            fn prop_conversion_accepts_what_it_claims(raw in "\\PC{0,40}|[ \t]*-?[0-9]{1,22}[ \t]*") {
+                for kind in [ParamKind::Int, ParamKind::Float, ParamKind::Bool, ParamKind::Uuid] {
+                    match convert("p", &kind, &raw) {
+                        Ok(ParamValue::Int(n)) => prop_assert_eq!(raw.trim().parse::<i64>().ok(), Some(n)),
+                        Ok(ParamValue::Bool(_)) => prop_assert!(raw.len() <= 5),
+                        Ok(ParamValue::Str(s)) => prop_assert!(is_uuid(&s)),
+                        Ok(ParamValue::Float(_)) => prop_assert!(raw.trim().parse::<f64>().is_ok()),
+                        Err(item) => {
+                            let parsed: serde_json::Value = serde_json::from_str(&item)
+                                .map_err(|e| TestCaseError::fail(format!("{e}: {item}")))?;
+                            prop_assert_eq!(&parsed["input"], &serde_json::Value::String(raw.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

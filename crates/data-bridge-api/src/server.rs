@@ -342,7 +342,10 @@ async fn accept_loop(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(state.limits.http2_keep_alive_interval)
-        .keep_alive_timeout(HTTP2_PING_TIMEOUT);
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        // The same header budget as HTTP/1 (Hyper's HTTP/2 default is 16 KiB): past
+        // it a request gets 431.
+        .max_header_list_size(u32::try_from(state.limits.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let open = Arc::new(AtomicUsize::new(0));
     loop {
