@@ -313,7 +313,8 @@ class Server:
         seconds from 0 to a year (``ValueError`` otherwise); ``limit_connections``:
         open connections past which new ones get 503 (4096; ``None``: no limit);
         ``http2_keep_alive_interval``: seconds between HTTP/2 pings (30; ``None``: none).
-        ``restarts_fd``: the supervisor's restart counter file, read by ``/metrics``.
+        ``restarts_fd``: the supervisor's shared metrics file (its restart count and
+        every worker's metrics), which ``/metrics`` reports.
         ``tls``: PEM certificate chain, key and client CA bundle (or ``None``) to
         serve HTTPS."""
     def start(

@@ -16,9 +16,9 @@ starts worker processes that inherit it, and keeps the right number of them aliv
   and replaced like a worker that died; it would otherwise keep accepting connections
   it never answers. The clock starts at ``ready``, so a slow import or startup hook
   is never mistaken for a hang.
-- Restarts of workers that died are counted in an unlinked file that every worker
-  inherits, so each worker's ``/metrics`` reports ``data_bridge_worker_restarts_total``
-  for the whole server.
+- Every worker inherits a shared memory file (:mod:`data_bridge.shared_metrics`) where
+  all workers keep their metrics and the supervisor counts restarts, so any worker's
+  ``/metrics`` answers for the whole server.
 
 The supervisor never starts a Tokio runtime: workers are fresh interpreters
 (``python -m data_bridge.worker``), never forks.
@@ -34,7 +34,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from types import FrameType
@@ -42,6 +41,7 @@ from types import FrameType
 from data_bridge.config import Config
 from data_bridge.reload import INTERVAL as RELOAD_INTERVAL
 from data_bridge.reload import SourceWatcher
+from data_bridge.shared_metrics import SharedMetrics
 
 __all__ = ["MAX_BACKOFF", "STABLE_AFTER", "Supervisor"]
 
@@ -112,13 +112,11 @@ class Supervisor:
         self.next_scan = 0.0
         self.restarts = 0
         # Closed in run(): it lives as long as the supervisor.
-        self.restarts_file = tempfile.TemporaryFile()  # noqa: SIM115
-        self._count_restart(0)
+        self.metrics = SharedMetrics()
 
     def _count_restart(self, n: int = 1) -> None:
         self.restarts += n
-        # 8 bytes, little-endian, read by the workers' /metrics (see metrics.rs).
-        os.pwrite(self.restarts_file.fileno(), self.restarts.to_bytes(8, "little"), 0)
+        self.metrics.set_restarts(self.restarts)
 
     # -- signals ------------------------------------------------------------------
 
@@ -156,7 +154,7 @@ class Supervisor:
     def spawn(self, replaces: Worker | None = None) -> Worker:
         ours, theirs = socket.socketpair()
         fd = self.listener.fileno()
-        restarts_fd = self.restarts_file.fileno()
+        restarts_fd = self.metrics.fileno()
         cmd = [
             sys.executable,
             "-m",
@@ -236,6 +234,7 @@ class Supervisor:
 
     def _on_exit(self, worker: Worker) -> None:
         self._read(worker)
+        self.metrics.release(worker.pid)
         worker.channel.close()
         self.workers.remove(worker)
         if worker in self.to_replace:
@@ -346,7 +345,7 @@ class Supervisor:
             signal.set_wakeup_fd(previous_wakeup)
             os.close(wake_r)
             os.close(wake_w)
-            self.restarts_file.close()
+            self.metrics.close()
 
     def _loop(self, wake_r: int) -> int:
         while True:

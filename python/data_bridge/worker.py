@@ -2,7 +2,7 @@
 accepting on a listening socket it was given.
 
 Run in the CLI's own process when there is no supervisor, or as
-``python -m data_bridge.worker LISTEN_FD CHANNEL_FD CONFIG_JSON [RESTARTS_FD]`` by the
+``python -m data_bridge.worker LISTEN_FD CHANNEL_FD CONFIG_JSON [METRICS_FD]`` by the
 supervisor
 (a fresh interpreter, never a fork of one whose runtime has started). A supervised
 worker talks to its supervisor over a socket pair, one line per message:
@@ -211,7 +211,8 @@ def run(
     """Serves ``app`` on the listening socket ``fd`` until SIGTERM/SIGINT (or the
     supervisor going away), then drains within ``config.graceful_timeout``.
     ``release`` is called once the server has adopted ``fd``, to close the caller's copy.
-    ``restarts_fd`` is the supervisor's restart counter, reported by ``/metrics``.
+    ``restarts_fd`` is the supervisor's shared metrics file (its restart count and
+    every worker's metrics), which ``/metrics`` reports.
 
     Raises :class:`BootError` if the startup hooks fail."""
     loop = new_event_loop()
