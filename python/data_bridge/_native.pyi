@@ -324,7 +324,8 @@ class Server:
         running, sync streaming producers, open WebSockets and unfinished background
         tasks. ``sync_threads`` bounds ``def`` handlers and, separately, sync
         streaming producers running at once.
-        ``restarts_fd``: the supervisor's restart counter file, read by ``/metrics``.
+        ``restarts_fd``: the supervisor's shared metrics file (its restart count and
+        every worker's metrics), which ``/metrics`` reports.
         ``tls``: PEM certificate chain, key and client CA bundle (or ``None``) to
         serve HTTPS."""
     def start(

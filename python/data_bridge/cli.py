@@ -86,6 +86,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "threads": parse_positive_int,
     "timeout": parse_positive_seconds,
     "graceful_timeout": parse_seconds,
+    "worker_timeout": parse_seconds,
     "max_body_size": parse_size,
     "backlog": parse_positive_int,
     "limit_concurrency": parse_positive_int,
@@ -135,6 +136,12 @@ _OPTIONS: list[tuple[str, str | None, str, str]] = [
     ),
     ("timeout", "SECONDS", "none", "default handler timeout; past it the answer is 504"),
     ("graceful-timeout", "SECONDS", "30", "time in-flight requests get to finish on shutdown"),
+    (
+        "worker-timeout",
+        "SECONDS",
+        "60",
+        "kill and replace a worker whose event loop is blocked this long (0: never)",
+    ),
     ("max-body-size", "SIZE", "16MiB", "largest request body (413 past it); bytes or KiB/MiB/GiB"),
     ("backlog", "N", "2048", "listen backlog"),
     (

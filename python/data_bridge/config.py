@@ -66,6 +66,8 @@ class Config:
     threads: int | None = None
     timeout: float | None = None
     graceful_timeout: float = 30.0
+    #: A ready worker whose event loop is silent this long is killed; ``0``: never.
+    worker_timeout: float = 60.0
     max_body_size: int = 16 * 1024 * 1024
     backlog: int = 2048
     limit_concurrency: int = 1024

@@ -11,9 +11,14 @@ starts worker processes that inherit it, and keeps the right number of them aliv
   instead of being refused.
 - SIGTTIN/SIGTTOU: one worker more / one fewer (never fewer than one).
 - A worker that reaches ``--max-requests`` asks to be replaced the same way.
-- Restarts of workers that died are counted in an unlinked file that every worker
-  inherits, so each worker's ``/metrics`` reports ``data_bridge_worker_restarts_total``
-  for the whole server.
+- A ready worker whose event loop sends no heartbeat for ``--worker-timeout`` (a
+  handler blocking the loop, a loop spinning with the GIL held) is killed with SIGKILL
+  and replaced like a worker that died; it would otherwise keep accepting connections
+  it never answers. The clock starts at ``ready``, so a slow import or startup hook
+  is never mistaken for a hang.
+- Every worker inherits a shared memory file (:mod:`data_bridge.shared_metrics`) where
+  all workers keep their metrics and the supervisor counts restarts, so any worker's
+  ``/metrics`` answers for the whole server.
 
 The supervisor never starts a Tokio runtime: workers are fresh interpreters
 (``python -m data_bridge.worker``), never forks.
@@ -29,7 +34,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from types import FrameType
@@ -37,6 +41,7 @@ from types import FrameType
 from data_bridge.config import Config
 from data_bridge.reload import INTERVAL as RELOAD_INTERVAL
 from data_bridge.reload import SourceWatcher
+from data_bridge.shared_metrics import SharedMetrics
 
 __all__ = ["MAX_BACKOFF", "STABLE_AFTER", "Supervisor"]
 
@@ -77,6 +82,10 @@ class Worker:
     error: str | None = None
     #: The worker closed its end of the channel (it is exiting).
     hung_up: bool = False
+    #: When the worker last said anything (a heartbeat at least), once ready.
+    last_heard: float = 0.0
+    #: Killed for a silent event loop: how long it had been silent.
+    silent_for: float | None = None
     buffer: bytes = field(default=b"", repr=False)
 
     @property
@@ -103,13 +112,11 @@ class Supervisor:
         self.next_scan = 0.0
         self.restarts = 0
         # Closed in run(): it lives as long as the supervisor.
-        self.restarts_file = tempfile.TemporaryFile()  # noqa: SIM115
-        self._count_restart(0)
+        self.metrics = SharedMetrics()
 
     def _count_restart(self, n: int = 1) -> None:
         self.restarts += n
-        # 8 bytes, little-endian, read by the workers' /metrics (see metrics.rs).
-        os.pwrite(self.restarts_file.fileno(), self.restarts.to_bytes(8, "little"), 0)
+        self.metrics.set_restarts(self.restarts)
 
     # -- signals ------------------------------------------------------------------
 
@@ -147,7 +154,7 @@ class Supervisor:
     def spawn(self, replaces: Worker | None = None) -> Worker:
         ours, theirs = socket.socketpair()
         fd = self.listener.fileno()
-        restarts_fd = self.restarts_file.fileno()
+        restarts_fd = self.metrics.fileno()
         cmd = [
             sys.executable,
             "-m",
@@ -189,6 +196,7 @@ class Supervisor:
         kind, _, rest = line.partition(" ")
         if kind == "ready":
             worker.ready = True
+            worker.last_heard = time.monotonic()
             if not self.ever_ready:
                 self.ever_ready = True
                 logger.info(
@@ -218,6 +226,7 @@ class Supervisor:
             if not data:
                 worker.hung_up = True
                 return
+            worker.last_heard = time.monotonic()
             worker.buffer += data
             while b"\n" in worker.buffer:
                 line, worker.buffer = worker.buffer.split(b"\n", 1)
@@ -225,6 +234,7 @@ class Supervisor:
 
     def _on_exit(self, worker: Worker) -> None:
         self._read(worker)
+        self.metrics.release(worker.pid)
         worker.channel.close()
         self.workers.remove(worker)
         if worker in self.to_replace:
@@ -252,6 +262,8 @@ class Supervisor:
         delay = min(MIN_BACKOFF * 2 ** max(0, self.failures - 1), MAX_BACKOFF)
         self.next_spawn = max(self.next_spawn, now + delay)
         reason = worker.error or f"exited with {status}"
+        if worker.silent_for is not None:
+            reason = f"was killed after its event loop was silent for {worker.silent_for:.1f} s"
         if worker.replaces is not None:
             logger.error(
                 "new worker %d failed (%s); keeping the running workers", worker.pid, reason
@@ -276,6 +288,31 @@ class Supervisor:
             if old in self.workers and old.stopping_since is None:
                 self.spawn(replaces=old)
                 replacing = True
+
+    def _kill_hung(self, now: float) -> None:
+        limit = self.config.worker_timeout
+        if limit <= 0:
+            return
+        for worker in self.workers:
+            if not worker.ready or worker.stopping_since is not None or worker.hung_up:
+                continue
+            if worker.silent_for is not None or now - worker.last_heard <= limit:
+                continue
+            # A beat may be waiting in the channel if this process was the slow one.
+            self._read(worker)
+            silent = time.monotonic() - worker.last_heard
+            if silent <= limit:
+                continue
+            worker.silent_for = silent
+            logger.error(
+                "worker %d timed out: its event loop was silent for %.1f s "
+                "(--worker-timeout %g); killing it",
+                worker.pid,
+                silent,
+                limit,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.kill()
 
     def _kill_stragglers(self, now: float) -> None:
         for worker in self.workers:
@@ -308,7 +345,7 @@ class Supervisor:
             signal.set_wakeup_fd(previous_wakeup)
             os.close(wake_r)
             os.close(wake_w)
-            self.restarts_file.close()
+            self.metrics.close()
 
     def _loop(self, wake_r: int) -> int:
         while True:
@@ -330,6 +367,7 @@ class Supervisor:
                         logger.info("%s changed; reloading", os.path.relpath(changed[0]))
                         self.replace_all()
                 self._maintain(now)
+                self._kill_hung(now)
             self._kill_stragglers(now)
             timeout = TICK
             if self.stop_deadline is None and self.next_spawn > now:

@@ -2,12 +2,15 @@
 accepting on a listening socket it was given.
 
 Run in the CLI's own process when there is no supervisor, or as
-``python -m data_bridge.worker LISTEN_FD CHANNEL_FD CONFIG_JSON [RESTARTS_FD]`` by the
+``python -m data_bridge.worker LISTEN_FD CHANNEL_FD CONFIG_JSON [METRICS_FD]`` by the
 supervisor
 (a fresh interpreter, never a fork of one whose runtime has started). A supervised
 worker talks to its supervisor over a socket pair, one line per message:
 
 - ``ready``: the server is accepting;
+- ``alive``: sent by the event loop every :func:`heartbeat_interval` once ready, so a
+  loop that stops running callbacks (a handler blocking it) falls silent and the
+  supervisor replaces the worker after ``--worker-timeout``;
 - ``recycle``: ``--max-requests`` was reached; please start my replacement;
 - ``error <reason>``: the app could not start (the worker then exits with
   :data:`BOOT_ERROR`).
@@ -37,7 +40,7 @@ from data_bridge.server import start
 from data_bridge.server import stop as stop_server
 from data_bridge.tls import Certificates
 
-__all__ = ["BOOT_ERROR", "main", "prepare", "run"]
+__all__ = ["BOOT_ERROR", "heartbeat_interval", "main", "prepare", "run"]
 
 logger = logging.getLogger("data_bridge")
 
@@ -46,6 +49,16 @@ BOOT_ERROR = 3
 
 #: How often a worker with ``--max-requests`` looks at its request counter.
 _COUNT_INTERVAL = 0.05
+
+
+#: Longest time between two heartbeats, whatever ``--worker-timeout`` is.
+_MAX_HEARTBEAT = 5.0
+
+
+def heartbeat_interval(worker_timeout: float) -> float:
+    """How often a worker reports that its loop runs: several times per timeout, so
+    that one late beat on a loaded machine does not get it killed."""
+    return min(worker_timeout / 4, _MAX_HEARTBEAT)
 
 
 class BootError(Exception):
@@ -142,6 +155,8 @@ async def _serve(
         loop.add_reader(channel.fileno(), on_channel)
         _send(channel, "ready")
         logger.info("worker %d ready", os.getpid())
+        if config.worker_timeout > 0:
+            _beat(loop, channel, heartbeat_interval(config.worker_timeout))
     else:
         if tls is not None:
             # Alone, this process is the one to reload the certificates; under a
@@ -161,6 +176,14 @@ async def _serve(
     if counter is not None:
         counter.cancel()
     await stop_server(app, server, config.graceful_timeout)
+
+
+def _beat(loop: asyncio.AbstractEventLoop, channel: socket.socket, every: float) -> None:
+    # A loop callback, not a thread: a blocked loop must stop the beats.
+    if channel.fileno() < 0:
+        return
+    _send(channel, "alive")
+    loop.call_later(every, _beat, loop, channel, every)
 
 
 async def _count(
@@ -191,7 +214,8 @@ def run(
     """Serves ``app`` on the listening socket ``fd`` until SIGTERM/SIGINT (or the
     supervisor going away), then drains within ``config.graceful_timeout``.
     ``release`` is called once the server has adopted ``fd``, to close the caller's copy.
-    ``restarts_fd`` is the supervisor's restart counter, reported by ``/metrics``.
+    ``restarts_fd`` is the supervisor's shared metrics file (its restart count and
+    every worker's metrics), which ``/metrics`` reports.
 
     Raises :class:`BootError` if the startup hooks fail."""
     loop = new_event_loop()

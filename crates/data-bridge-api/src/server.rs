@@ -155,9 +155,11 @@ fn dup_fd(fd: i32) -> Result<File, ApiError> {
 }
 
 /// Posts a probe to the loop every [`LAG_PROBE_EVERY`] until `kill` fires; the loop
-/// running it records its lag in `metrics`.
+/// running it records its lag in `metrics`. Also publishes the gauges that the other
+/// workers' `/metrics` read.
 async fn probe_loop_lag(
     metrics: Arc<Metrics>,
+    state: Arc<AppState>,
     shared: Arc<data_bridge_pyloop::wake::Shared>,
     mut kill: watch::Receiver<bool>,
 ) {
@@ -168,6 +170,7 @@ async fn probe_loop_lag(
             due = every.tick() => due.into_std(),
             _ = kill.wait_for(|killed| *killed) => return,
         };
+        crate::service::publish_metrics(&metrics, &state);
         if metrics.probe_start(due) {
             let metrics = metrics.clone();
             shared.push_remote(Remote::Call(Box::new(move |_py| metrics.probe_done())));
@@ -426,7 +429,8 @@ impl Server {
     /// `None` (off); with `proxy_headers`, `X-Forwarded-For` and `-Proto` from peers
     /// listed in `forwarded_allow_ips` set the client and scheme (and
     /// `X-Forwarded-Host` the host, with `forwarded_host`); `restarts_fd` is the
-    /// supervisor's restart counter file (read by `/metrics`).
+    /// supervisor's shared metrics file (its restart count and every worker's
+    /// metrics, see `metrics/region.rs`).
     #[new]
     #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, body_timeout=60.0, keep_alive_timeout=75.0, write_timeout=60.0, limit_connections=Some(4096), http2_keep_alive_interval=Some(30.0), ws_handshake_timeout=10.0, ws_ping_interval=Some(20.0), ws_ping_timeout=20.0, debug=false, access_log=None, proxy_headers=false, forwarded_allow_ips="127.0.0.1", forwarded_host=false, restarts_fd=None, tls=None))]
     #[allow(clippy::too_many_arguments)]
@@ -555,11 +559,10 @@ impl Server {
             .endpoints()
             .any(|e| matches!(e, Endpoint::Metrics))
             .then(|| -> Result<Arc<Metrics>, ApiError> {
-                let metrics = Metrics::new(router.templates());
-                Ok(Arc::new(match &self.restarts {
-                    Some(file) => metrics.with_restarts(file.try_clone()?),
-                    None => metrics,
-                }))
+                Ok(Arc::new(Metrics::new(
+                    router.templates(),
+                    self.restarts.as_ref(),
+                )?))
             })
             .transpose()?;
         let access_log = self
@@ -636,7 +639,12 @@ impl Server {
         let (kill, kill_rx) = watch::channel(false);
         lp.get().hold_external();
         if let Some(metrics) = metrics {
-            runtime::get().spawn(probe_loop_lag(metrics, lp.get().shared(), kill_rx.clone()));
+            runtime::get().spawn(probe_loop_lag(
+                metrics,
+                state.clone(),
+                lp.get().shared(),
+                kill_rx.clone(),
+            ));
         }
         runtime::get().spawn(accept_loop(
             listener,

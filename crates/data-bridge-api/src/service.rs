@@ -24,6 +24,7 @@ use crate::dispatch::Dispatcher;
 use crate::endpoint::{CallMode, Endpoint, PyEndpoint};
 use crate::errors::{json_response, ApiError};
 use crate::host;
+use crate::metrics::Metrics;
 use crate::middleware::{Head, Stack};
 use crate::proxy::{Forwarded, TrustedProxies};
 use crate::request::RequestData;
@@ -148,16 +149,24 @@ pub async fn handle(
     done.attach(response)
 }
 
+fn access_log_dropped(state: &AppState) -> u64 {
+    state
+        .observers
+        .access_log
+        .as_ref()
+        .map_or(0, |log| log.dropped())
+}
+
+/// Publishes this worker's gauges for the other workers' `/metrics`.
+pub(crate) fn publish_metrics(metrics: &Metrics, state: &AppState) {
+    metrics.publish(state.dispatcher.in_flight(), access_log_dropped(state));
+}
+
 fn metrics_response(state: &AppState) -> Response<Body> {
     let Some(metrics) = &state.observers.metrics else {
         return ApiError::NotFound.into_response();
     };
-    let dropped = state
-        .observers
-        .access_log
-        .as_ref()
-        .map_or(0, |log| log.dropped());
-    let text = metrics.render(state.dispatcher.in_flight(), dropped);
+    let text = metrics.render(state.dispatcher.in_flight(), access_log_dropped(state));
     let mut resp = Response::new(Body::full(text));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
