@@ -120,17 +120,9 @@ H2_HEADERS = b"\x00\x01\x00\x01\x05\x00\x00\x00\x01"
     [
         pytest.param(b"", b"GET /ok HTTP/1.1\r\nhost: x\r\nx-pad: " + b"a" * 200, id="http1"),
         pytest.param(b"", PREFACE, id="http2-preface"),
-        pytest.param(
-            H2_START,
-            H2_HEADERS + b"\x00" * 200,
-            id="http2-headers-frame",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="after the preface every byte read restarts the idle timer, and Hyper "
-                "has no HTTP/2 header timeout: a HEADERS frame trickled a byte at a time "
-                "holds the connection for as long as the client likes",
-            ),
-        ),
+        # Hyper has no HTTP/2 header timeout: the keep-alive timeout cuts it, since no
+        # request has started.
+        pytest.param(H2_START, H2_HEADERS + b"\x00" * 200, id="http2-headers-frame"),
     ],
 )
 def test_slowloris_heads_are_cut(slow: Running, sent: bytes, trickled: bytes) -> None:

@@ -1,8 +1,12 @@
 //! What bounds one client connection in time, below Hyper: the bytes read to tell
-//! HTTP/1 from HTTP/2 are replayed to Hyper, a connection with no request in flight
-//! that stays silent past the keep-alive timeout is closed (HTTP/1 between requests,
-//! HTTP/2 with no open stream), and a write that makes no progress past the write
-//! timeout (a client that stopped reading its response) fails the connection.
+//! HTTP/1 from HTTP/2 are replayed to Hyper, a connection on which no request has
+//! started or been in flight for the keep-alive timeout is closed (HTTP/1 between
+//! requests, HTTP/2 with no open stream), and a write that makes no progress past the
+//! write timeout (a client that stopped reading its response) fails the connection.
+//!
+//! Idleness is about requests, not bytes: pings, SETTINGS frames or a HEADERS frame
+//! trickled a byte at a time do not keep an HTTP/2 connection open (Hyper has no
+//! header timeout for HTTP/2), nor do the server's own keep-alive pings.
 //!
 //! Requests in flight are counted by [`Activity`]: a request counts from the moment
 //! Hyper hands it to the service until its response body has been written or dropped,
@@ -21,7 +25,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::time::{sleep, Instant, Sleep};
+use tokio::time::{sleep, Sleep};
 
 use crate::body::{Body, BodyObserver};
 
@@ -45,24 +49,33 @@ pub async fn sniff<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
-/// The requests in flight on one connection.
+/// The requests of one connection: how many are in flight, and how many have started.
 #[derive(Clone, Default)]
-pub struct Activity(Arc<AtomicUsize>);
+pub struct Activity(Arc<Counts>);
+
+#[derive(Default)]
+struct Counts {
+    in_flight: AtomicUsize,
+    started: AtomicUsize,
+}
 
 impl Activity {
     /// Counts a request until the returned guard is dropped.
     pub fn begin(&self) -> InFlight {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.0.started.fetch_add(1, Ordering::AcqRel);
+        self.0.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(Some(self.0.clone()))
     }
 
-    fn idle(&self) -> bool {
-        self.0.load(Ordering::Acquire) == 0
+    /// `Some(requests started so far)` when none is in flight.
+    fn idle_since(&self) -> Option<usize> {
+        let started = self.0.started.load(Ordering::Acquire);
+        (self.0.in_flight.load(Ordering::Acquire) == 0).then_some(started)
     }
 }
 
 /// One request in flight (see [`Activity::begin`]).
-pub struct InFlight(Option<Arc<AtomicUsize>>);
+pub struct InFlight(Option<Arc<Counts>>);
 
 impl InFlight {
     /// Keeps counting until `resp`'s body is written or dropped; an upgrade (101)
@@ -84,8 +97,8 @@ impl BodyObserver for InFlight {}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(count) = self.0.take() {
-            count.fetch_sub(1, Ordering::AcqRel);
+        if let Some(counts) = self.0.take() {
+            counts.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -105,7 +118,9 @@ pub struct ConnIo<T> {
     replay: Bytes,
     activity: Activity,
     limits: ConnLimits,
-    idle_timer: Option<Pin<Box<Sleep>>>,
+    /// Runs while no request is in flight; armed when the `usize`-th request had
+    /// started, so a request started since then means the connection was not idle.
+    idle_timer: Option<(usize, Pin<Box<Sleep>>)>,
     write_timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -129,9 +144,24 @@ fn expired(slot: &mut Option<Pin<Box<Sleep>>>, after: Duration, cx: &mut Context
     timer.as_mut().poll(cx).is_ready()
 }
 
-fn rearm(slot: &mut Option<Pin<Box<Sleep>>>, after: Duration) {
-    if let Some(timer) = slot {
-        timer.as_mut().reset(Instant::now() + after);
+impl<T> ConnIo<T> {
+    /// Whether the connection has had no request for the keep-alive timeout (and
+    /// arranges to be woken when it will have).
+    fn idle_for_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(started) = self.activity.idle_since() else {
+            self.idle_timer = None;
+            return false;
+        };
+        let after = self.limits.keep_alive;
+        match &mut self.idle_timer {
+            Some((since, timer)) if *since == started => timer.as_mut().poll(cx).is_ready(),
+            slot => {
+                let mut timer = Box::pin(sleep(after));
+                let expired = timer.as_mut().poll(cx).is_ready();
+                *slot = Some((started, timer));
+                expired
+            }
+        }
     }
 }
 
@@ -148,25 +178,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for ConnIo<T> {
             this.replay.advance(n);
             return Poll::Ready(Ok(()));
         }
-        let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                if buf.filled().len() > before {
-                    rearm(&mut this.idle_timer, this.limits.keep_alive);
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending if this.activity.idle() => {
-                if expired(&mut this.idle_timer, this.limits.keep_alive, cx) {
-                    // End of input: Hyper closes the connection as if the client had.
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Pending
-            }
-            Poll::Pending => {
-                this.idle_timer = None;
-                Poll::Pending
-            }
+            Poll::Ready(result) => Poll::Ready(result),
+            // End of input: Hyper closes the connection as if the client had.
+            Poll::Pending if this.idle_for_too_long(cx) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -181,8 +197,6 @@ impl<T: AsyncWrite + Unpin> ConnIo<T> {
         match polled {
             Poll::Ready(r) => {
                 self.write_timer = None;
-                // Sent bytes are activity too: a long response is not idleness.
-                rearm(&mut self.idle_timer, self.limits.keep_alive);
                 Poll::Ready(r)
             }
             Poll::Pending => {
@@ -291,6 +305,38 @@ mod tests {
         // Idle: the keep-alive timeout reads as the end of input.
         assert_eq!(conn.read(&mut buf).await?, 0);
         drop(client);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn bytes_without_a_request_do_not_keep_a_connection() -> io::Result<()> {
+        let (mut client, server) = duplex(1024);
+        let activity = Activity::default();
+        let mut conn = ConnIo::new(server, Bytes::new(), activity.clone(), limits(100));
+        let mut buf = [0u8; 8];
+        // A byte every 40 ms, no request ever starting: closed after 100 ms all the same.
+        let trickle = tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                if client.write_all(b"x").await.is_err() {
+                    break;
+                }
+            }
+        });
+        let start = tokio::time::Instant::now();
+        while conn.read(&mut buf).await? > 0 {
+            assert!(start.elapsed() < Duration::from_millis(500), "never closed");
+        }
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        trickle.abort();
+        // A request that starts and ends makes the connection idle afresh.
+        let (_client, server) = duplex(64);
+        let mut conn = ConnIo::new(server, Bytes::new(), activity.clone(), limits(100));
+        let _ = tokio::time::timeout(Duration::from_millis(80), conn.read(&mut buf)).await;
+        drop(activity.begin());
+        let start = tokio::time::Instant::now();
+        assert_eq!(conn.read(&mut buf).await?, 0);
+        assert!(start.elapsed() >= Duration::from_millis(100));
         Ok(())
     }
 
