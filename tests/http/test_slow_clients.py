@@ -211,16 +211,7 @@ def test_an_http1_reader_that_stops_is_dropped(slow: Running, path: str) -> None
         # A buffered response no longer counts as in flight once Hyper has it: the
         # keep-alive timeout closes the silent connection.
         "/buffered",
-        pytest.param(
-            "/streamed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a stream whose flow-control window the client never reopens stalls "
-                "no socket write, so the write timeout never fires, and a streamed response "
-                "counts as in flight, so the keep-alive timeout does not either: the "
-                "producer and the connection are held for good",
-            ),
-        ),
+        "/streamed",
     ],
 )
 def test_an_http2_reader_that_grants_no_window_is_dropped(slow: Running, path: str) -> None:

@@ -85,6 +85,9 @@ impl hyper::body::Body for Body {
 pub trait BodyObserver: Send + Unpin + 'static {
     /// The connection took `len` more bytes of the body.
     fn sent(&mut self, _len: usize) {}
+
+    /// The connection asked for more of the body (called before each poll).
+    fn polled(&mut self) {}
 }
 
 struct Observed<O> {
@@ -101,6 +104,7 @@ impl<O: BodyObserver> hyper::body::Body for Observed<O> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        this.observer.polled();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {

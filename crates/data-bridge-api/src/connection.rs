@@ -8,6 +8,11 @@
 //! trickled a byte at a time do not keep an HTTP/2 connection open (Hyper has no
 //! header timeout for HTTP/2), nor do the server's own keep-alive pings.
 //!
+//! A client can also stop taking a response without stalling a single socket write:
+//! over HTTP/2 it just never reopens the stream's flow-control window, and Hyper stops
+//! asking the body for more. So a streamed body that has handed Hyper a chunk and is
+//! not asked for the next one within the write timeout fails the connection too.
+//!
 //! Requests in flight are counted by [`Activity`]: a request counts from the moment
 //! Hyper hands it to the service until its response body has been written or dropped,
 //! and an upgraded connection (a WebSocket) counts for as long as it lives, so a
@@ -57,6 +62,10 @@ pub struct Activity(Arc<Counts>);
 struct Counts {
     in_flight: AtomicUsize,
     started: AtomicUsize,
+    /// Streamed bodies holding a chunk Hyper has not come back after.
+    waiting: AtomicUsize,
+    /// How often a waiting body was asked for more.
+    taken: AtomicUsize,
 }
 
 impl Activity {
@@ -64,7 +73,10 @@ impl Activity {
     pub fn begin(&self) -> InFlight {
         self.0.started.fetch_add(1, Ordering::AcqRel);
         self.0.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(Some(self.0.clone()))
+        InFlight {
+            counts: Some(self.0.clone()),
+            handed: false,
+        }
     }
 
     /// `Some(requests started so far)` when none is in flight.
@@ -72,10 +84,20 @@ impl Activity {
         let started = self.0.started.load(Ordering::Acquire);
         (self.0.in_flight.load(Ordering::Acquire) == 0).then_some(started)
     }
+
+    /// `Some(times a waiting body was asked for more)` while one is waiting.
+    fn waiting_since(&self) -> Option<usize> {
+        let taken = self.0.taken.load(Ordering::Acquire);
+        (self.0.waiting.load(Ordering::Acquire) > 0).then_some(taken)
+    }
 }
 
 /// One request in flight (see [`Activity::begin`]).
-pub struct InFlight(Option<Arc<Counts>>);
+pub struct InFlight {
+    counts: Option<Arc<Counts>>,
+    /// Its streamed body handed Hyper a chunk and was not asked for more since.
+    handed: bool,
+}
 
 impl InFlight {
     /// Keeps counting until `resp`'s body is written or dropped; an upgrade (101)
@@ -83,7 +105,7 @@ impl InFlight {
     /// and keeps its own time.
     pub fn until_sent(mut self, resp: http::Response<Body>) -> http::Response<Body> {
         if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-            self.0 = None;
+            self.counts = None;
             return resp;
         }
         match resp.body() {
@@ -93,11 +115,29 @@ impl InFlight {
     }
 }
 
-impl BodyObserver for InFlight {}
+impl BodyObserver for InFlight {
+    fn sent(&mut self, _len: usize) {
+        if let (Some(counts), false) = (&self.counts, self.handed) {
+            self.handed = true;
+            counts.waiting.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn polled(&mut self) {
+        if let (Some(counts), true) = (&self.counts, self.handed) {
+            self.handed = false;
+            counts.taken.fetch_add(1, Ordering::AcqRel);
+            counts.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(counts) = self.0.take() {
+        if let Some(counts) = self.counts.take() {
+            if self.handed {
+                counts.waiting.fetch_sub(1, Ordering::AcqRel);
+            }
             counts.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -121,6 +161,9 @@ pub struct ConnIo<T> {
     /// Runs while no request is in flight; armed when the `usize`-th request had
     /// started, so a request started since then means the connection was not idle.
     idle_timer: Option<(usize, Pin<Box<Sleep>>)>,
+    /// Runs while a streamed body waits for Hyper to take more; keyed like the idle
+    /// timer, on how often waiting bodies were asked for more.
+    stall_timer: Option<(usize, Pin<Box<Sleep>>)>,
     write_timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -133,6 +176,7 @@ impl<T> ConnIo<T> {
             activity,
             limits,
             idle_timer: None,
+            stall_timer: None,
             write_timer: None,
         }
     }
@@ -144,23 +188,25 @@ fn expired(slot: &mut Option<Pin<Box<Sleep>>>, after: Duration, cx: &mut Context
     timer.as_mut().poll(cx).is_ready()
 }
 
-impl<T> ConnIo<T> {
-    /// Whether the connection has had no request for the keep-alive timeout (and
-    /// arranges to be woken when it will have).
-    fn idle_for_too_long(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(started) = self.activity.idle_since() else {
-            self.idle_timer = None;
-            return false;
-        };
-        let after = self.limits.keep_alive;
-        match &mut self.idle_timer {
-            Some((since, timer)) if *since == started => timer.as_mut().poll(cx).is_ready(),
-            slot => {
-                let mut timer = Box::pin(sleep(after));
-                let expired = timer.as_mut().poll(cx).is_ready();
-                *slot = Some((started, timer));
-                expired
-            }
+/// Whether `slot`'s timer, armed for `after` while `key` stays the same (re-armed when
+/// it changes, dropped when there is none), has run out; arranges a wake-up if not.
+fn lasted(
+    slot: &mut Option<(usize, Pin<Box<Sleep>>)>,
+    key: Option<usize>,
+    after: Duration,
+    cx: &mut Context<'_>,
+) -> bool {
+    let Some(key) = key else {
+        *slot = None;
+        return false;
+    };
+    match slot {
+        Some((armed, timer)) if *armed == key => timer.as_mut().poll(cx).is_ready(),
+        slot => {
+            let mut timer = Box::pin(sleep(after));
+            let expired = timer.as_mut().poll(cx).is_ready();
+            *slot = Some((key, timer));
+            expired
         }
     }
 }
@@ -178,12 +224,31 @@ impl<T: AsyncRead + Unpin> AsyncRead for ConnIo<T> {
             this.replay.advance(n);
             return Poll::Ready(Ok(()));
         }
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => Poll::Ready(result),
-            // End of input: Hyper closes the connection as if the client had.
-            Poll::Pending if this.idle_for_too_long(cx) => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
+        if let Poll::Ready(result) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+            return Poll::Ready(result);
         }
+        let (keep_alive, write) = (this.limits.keep_alive, this.limits.write);
+        if lasted(
+            &mut this.idle_timer,
+            this.activity.idle_since(),
+            keep_alive,
+            cx,
+        ) {
+            // End of input: Hyper closes the connection as if the client had.
+            return Poll::Ready(Ok(()));
+        }
+        if lasted(
+            &mut this.stall_timer,
+            this.activity.waiting_since(),
+            write,
+            cx,
+        ) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took none of its response in time",
+            )));
+        }
+        Poll::Pending
     }
 }
 
