@@ -8,13 +8,13 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import data_bridge
 import data_bridge.pyloop
-from data_bridge import App, _native
+from data_bridge import App, Request, StreamingResponse, _native
 from data_bridge.background import drain
 
 START_TIMEOUT = 10.0
@@ -171,6 +171,24 @@ def run_native_server(app: App, **server_kwargs: Any) -> Iterator[Running]:
 
     with serve_in_thread(starter) as running:
         yield running
+
+
+# -- routes the limit tests share ------------------------------------------------
+
+
+def octet_stream(total: int, chunk: int = 65536) -> StreamingResponse:
+    """A streamed ``application/octet-stream`` body of ``total`` bytes."""
+
+    async def parts() -> AsyncIterator[bytes]:
+        for _ in range(total // chunk):
+            yield b"x" * chunk
+
+    return StreamingResponse(parts(), media_type="application/octet-stream")
+
+
+async def streamed_length(request: Request) -> int:
+    """The length of a request body read with ``request.stream()``."""
+    return sum([len(chunk) async for chunk in request.stream()])
 
 
 # -- raw sockets ------------------------------------------------------------------

@@ -20,7 +20,16 @@ import pytest
 
 from data_bridge import App, Request, StreamingResponse, _native
 
-from .conftest import Running, connect, recv_all, run_native_server, serve_in_thread, status_of
+from .conftest import (
+    Running,
+    connect,
+    octet_stream,
+    recv_all,
+    run_native_server,
+    serve_in_thread,
+    status_of,
+    streamed_length,
+)
 
 SHORT = 0.5
 
@@ -42,7 +51,7 @@ def limits_app() -> App:
 
     @app.post("/stream")
     async def stream(request: Request) -> int:
-        return sum([len(chunk) async for chunk in request.stream()])
+        return await streamed_length(request)
 
     @app.get("/slow")
     async def slow() -> str:
@@ -60,11 +69,7 @@ def limits_app() -> App:
 
     @app.get("/big")
     async def big() -> StreamingResponse:
-        async def parts() -> AsyncIterator[bytes]:
-            for _ in range(2000):
-                yield b"x" * 65536
-
-        return StreamingResponse(parts(), media_type="application/octet-stream")
+        return octet_stream(2000 * 65536)
 
     return app
 

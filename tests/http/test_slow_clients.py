@@ -11,7 +11,7 @@ import resource
 import selectors
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import h2.connection
 import h2.events
@@ -20,7 +20,15 @@ import pytest
 
 from data_bridge import App, Request, Response, StreamingResponse
 
-from .conftest import Running, connect, recv_all, run_native_server, status_of
+from .conftest import (
+    Running,
+    connect,
+    octet_stream,
+    recv_all,
+    run_native_server,
+    status_of,
+    streamed_length,
+)
 
 SHORT = 0.5
 BIG = 64 * 1024 * 1024
@@ -36,7 +44,7 @@ def slow_app() -> App:
 
     @app.post("/count")
     async def count(request: Request) -> int:
-        return sum([len(chunk) async for chunk in request.stream()])
+        return await streamed_length(request)
 
     @app.get("/buffered")
     async def buffered() -> Response:
@@ -44,11 +52,7 @@ def slow_app() -> App:
 
     @app.get("/streamed")
     async def streamed() -> StreamingResponse:
-        async def parts() -> AsyncIterator[bytes]:
-            for _ in range(BIG // 65536):
-                yield b"x" * 65536
-
-        return StreamingResponse(parts(), media_type="application/octet-stream")
+        return octet_stream(BIG)
 
     return app
 
