@@ -1,4 +1,4 @@
-"""`python -m benchmarks [loop|http|http-scaling|soak] [options]`: run a benchmark suite
+"""`python -m benchmarks [loop|http|http-scaling|soak|layers] [options]`: run a benchmark suite
 (default: loop)."""
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ def main() -> None:
         from benchmarks.soak.run import main as run_soak
 
         run_soak(rest)
+    elif suite == "layers":
+        from benchmarks.layers.run import main as run_layers
+
+        run_layers(rest)
     else:
         raise SystemExit(
-            f"unknown suite {suite!r}; expected 'loop', 'http', 'http-scaling' or 'soak'"
+            f"unknown suite {suite!r}; expected 'loop', 'http', 'http-scaling', 'soak' or 'layers'"
         )
 
 

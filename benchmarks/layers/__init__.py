@@ -1,0 +1,1 @@
+"""`python -m benchmarks layers`: what each optional layer of the server costs per request."""
