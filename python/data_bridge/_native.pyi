@@ -4,21 +4,26 @@ import os
 from asyncio import Future
 from collections.abc import Callable, Iterable
 from contextvars import Context
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 from typing_extensions import disjoint_base
 
 __all__ = [
     "BodyWriter",
+    "CompressOptions",
+    "CorsOptions",
     "DatagramTransport",
     "Handle",
+    "HttpsRedirectOptions",
     "LoopCore",
     "NativeTask",
     "RequestData",
+    "RequestIdOptions",
     "RouteTable",
     "Server",
     "StreamTransport",
     "TimerHandle",
+    "TrustedHostOptions",
     "WebSocketConn",
     "__version__",
     "configure_runtime",
@@ -276,10 +281,107 @@ class RouteTable:
         self, prefix: str, directory: str | os.PathLike[str], *, html: bool = False
     ) -> None:
         """Serves the files below ``directory`` at ``{prefix}/{path:path}`` from Rust."""
-    def add_middleware(self, kind: str, options: dict[str, Any]) -> None:
-        """Adds a built-in middleware layer (``"cors"``, ``"compress"``,
-        ``"trusted_host"``, ``"https_redirect"`` or ``"request_id"``) inside those
-        already added."""
+    def add_middleware(
+        self,
+        options: CorsOptions
+        | CompressOptions
+        | TrustedHostOptions
+        | HttpsRedirectOptions
+        | RequestIdOptions,
+    ) -> None:
+        """Adds the built-in middleware layer ``options`` describe inside those already
+        added."""
+
+@final
+class CorsOptions:
+    """The options of ``CORSMiddleware``; ``ValueError`` for a bad regex or header."""
+
+    ALL_METHODS: ClassVar[list[str]]
+    SAFELISTED_HEADERS: ClassVar[list[str]]
+
+    def __new__(
+        cls,
+        *,
+        allow_origins: list[str],
+        allow_methods: list[str],
+        allow_headers: list[str],
+        allow_credentials: bool,
+        allow_origin_regex: str | None,
+        allow_private_network: bool,
+        expose_headers: list[str],
+        max_age: int,
+    ) -> CorsOptions: ...
+    @property
+    def allow_origins(self) -> list[str]: ...
+    @property
+    def allow_methods(self) -> list[str]: ...
+    @property
+    def allow_headers(self) -> list[str]: ...
+    @property
+    def allow_credentials(self) -> bool: ...
+    @property
+    def allow_origin_regex(self) -> str | None: ...
+    @property
+    def allow_private_network(self) -> bool: ...
+    @property
+    def expose_headers(self) -> list[str]: ...
+    @property
+    def max_age(self) -> int: ...
+
+@final
+class CompressOptions:
+    """The options of ``GZipMiddleware`` and ``BrotliMiddleware``: ``encodings`` are
+    ``"gzip"`` and ``"br"``, preferred first (``ValueError`` for others)."""
+
+    def __new__(
+        cls,
+        *,
+        encodings: list[str],
+        minimum_size: int,
+        thread_minimum_size: int,
+        gzip_level: int,
+        brotli_quality: int,
+        exclude_content_types: list[str],
+    ) -> CompressOptions: ...
+    @property
+    def encodings(self) -> list[str]: ...
+    @property
+    def minimum_size(self) -> int: ...
+    @property
+    def thread_minimum_size(self) -> int: ...
+    @property
+    def gzip_level(self) -> int: ...
+    @property
+    def brotli_quality(self) -> int: ...
+    @property
+    def exclude_content_types(self) -> list[str]: ...
+
+@final
+class TrustedHostOptions:
+    """The options of ``TrustedHostMiddleware``; ``ValueError`` for a bad pattern."""
+
+    ENFORCE_DOMAIN_WILDCARD: ClassVar[str]
+
+    def __new__(cls, *, allowed_hosts: list[str], www_redirect: bool) -> TrustedHostOptions: ...
+    @property
+    def allowed_hosts(self) -> list[str]: ...
+    @property
+    def www_redirect(self) -> bool: ...
+
+@final
+class HttpsRedirectOptions:
+    """The options of ``HTTPSRedirectMiddleware`` (it has none)."""
+
+    def __new__(cls) -> HttpsRedirectOptions: ...
+
+@final
+class RequestIdOptions:
+    """The options of ``RequestIDMiddleware``; ``ValueError`` for a bad header name."""
+
+    def __new__(cls, *, header_name: str) -> RequestIdOptions: ...
+    @property
+    def header_name(self) -> str:
+        """The header carrying the id, in lower case."""
 
 @final
 class Server:

@@ -30,7 +30,6 @@ pub mod mime;
 pub mod proxy;
 pub mod request;
 pub mod request_body;
-pub mod request_id;
 pub mod response;
 pub mod router;
 pub mod routes;
@@ -47,6 +46,11 @@ pub use crate::errors::ApiError;
 /// Adds the HTTP server's classes and functions to `module`.
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<routes::RouteTable>()?;
+    module.add_class::<middleware::cors::CorsOptions>()?;
+    module.add_class::<middleware::compress::CompressOptions>()?;
+    module.add_class::<middleware::trustedhost::TrustedHostOptions>()?;
+    module.add_class::<middleware::httpsredirect::HttpsRedirectOptions>()?;
+    module.add_class::<middleware::requestid::RequestIdOptions>()?;
     module.add_class::<server::Server>()?;
     module.add_class::<request::PyRequest>()?;
     module.add_class::<streaming::BodyWriter>()?;
