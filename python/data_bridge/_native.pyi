@@ -9,6 +9,7 @@ from typing import Any, ClassVar, final
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "MAX_SECONDS",
     "BodyWriter",
     "CompressOptions",
     "CorsOptions",
@@ -21,6 +22,7 @@ __all__ = [
     "RequestIdOptions",
     "RouteTable",
     "Server",
+    "ServerOptions",
     "StreamTransport",
     "TimerHandle",
     "TrustedHostOptions",
@@ -30,6 +32,8 @@ __all__ = [
     "http_setup",
 ]
 __version__: str
+#: The longest duration any setting accepts, in seconds (a year).
+MAX_SECONDS: int
 
 def configure_runtime(threads: int) -> None:
     """Chooses the Tokio runtime's worker threads (0 = current-thread); before first use."""
@@ -384,65 +388,106 @@ class RequestIdOptions:
         """The header carrying the id, in lower case."""
 
 @final
+class ServerOptions:
+    """The settings of a server, each defaulting to the server's own (defined once, in
+    ``crates/data-bridge-api/src/options.rs``; read them from ``ServerOptions()``).
+    Durations are seconds from 0 to a year (``ValueError`` otherwise).
+
+    ``max_body_size``: largest request body in bytes (413 past it). ``max_pending``
+    bounds Python work in flight (503 past it): handlers queued or running, sync
+    streaming producers, open WebSockets and unfinished background tasks.
+    ``sync_threads`` bounds ``def`` handlers and, separately, sync streaming producers
+    running at once. ``header_timeout`` and ``max_header_bytes`` bound the request
+    head; a body making no progress for ``body_timeout`` gets 408; a connection is
+    closed after ``keep_alive_timeout`` silent with no request in flight, or when its
+    client takes none of its response for ``write_timeout``. ``limit_connections``:
+    open connections past which new ones get 503 (``None``: no limit);
+    ``http2_keep_alive_interval``: seconds between HTTP/2 pings (``None``: none).
+    ``ws_handshake_timeout``: how long a WebSocket handler may take to accept or
+    refuse the handshake (403 past it); ``ws_ping_interval``: seconds between pings of
+    an open WebSocket (``None``: none); ``ws_ping_timeout``: how long a ping may go
+    unanswered before the connection is closed. ``access_log``: ``"text"``, ``"json"``
+    or ``None`` (off). With ``proxy_headers``, ``X-Forwarded-For``/``-Proto`` from
+    ``forwarded_allow_ips`` peers apply (``X-Forwarded-Host`` too with
+    ``forwarded_host``)."""
+
+    def __new__(
+        cls,
+        *,
+        max_body_size: int = ...,
+        max_pending: int = ...,
+        sync_threads: int = ...,
+        header_timeout: float = ...,
+        max_header_bytes: int = ...,
+        body_timeout: float = ...,
+        keep_alive_timeout: float = ...,
+        write_timeout: float = ...,
+        limit_connections: int | None = ...,
+        http2_keep_alive_interval: float | None = ...,
+        ws_handshake_timeout: float = ...,
+        ws_ping_interval: float | None = ...,
+        ws_ping_timeout: float = ...,
+        access_log: str | None = None,
+        proxy_headers: bool = False,
+        forwarded_allow_ips: str = ...,
+        forwarded_host: bool = False,
+    ) -> ServerOptions: ...
+    @property
+    def max_body_size(self) -> int: ...
+    @property
+    def max_pending(self) -> int: ...
+    @property
+    def sync_threads(self) -> int: ...
+    @property
+    def header_timeout(self) -> float: ...
+    @property
+    def max_header_bytes(self) -> int: ...
+    @property
+    def body_timeout(self) -> float: ...
+    @property
+    def keep_alive_timeout(self) -> float: ...
+    @property
+    def write_timeout(self) -> float: ...
+    @property
+    def limit_connections(self) -> int | None: ...
+    @property
+    def http2_keep_alive_interval(self) -> float | None: ...
+    @property
+    def ws_handshake_timeout(self) -> float: ...
+    @property
+    def ws_ping_interval(self) -> float | None: ...
+    @property
+    def ws_ping_timeout(self) -> float: ...
+    @property
+    def access_log(self) -> str | None: ...
+    @property
+    def proxy_headers(self) -> bool: ...
+    @property
+    def forwarded_allow_ips(self) -> str: ...
+    @property
+    def forwarded_host(self) -> bool: ...
+
+@final
 class Server:
     """An HTTP server for one app."""
 
     def __new__(
         cls,
         table: RouteTable,
+        options: ServerOptions | None = None,
         *,
-        max_body_size: int = ...,
-        max_pending: int = 1024,
-        sync_threads: int = 40,
-        header_timeout: float = 30.0,
-        max_header_bytes: int = 65536,
-        body_timeout: float = 60.0,
-        keep_alive_timeout: float = 75.0,
-        write_timeout: float = 60.0,
-        limit_connections: int | None = ...,
-        http2_keep_alive_interval: float | None = ...,
-        ws_handshake_timeout: float = 10.0,
-        ws_ping_interval: float | None = ...,
-        ws_ping_timeout: float = 20.0,
         debug: bool = False,
-        access_log: str | None = None,
-        proxy_headers: bool = False,
-        forwarded_allow_ips: str = "127.0.0.1",
-        forwarded_host: bool = False,
         restarts_fd: int | None = None,
         tls: tuple[bytes, bytes, bytes | None] | None = None,
     ) -> Server:
-        """``access_log``: ``"text"``, ``"json"`` or ``None`` (off). With
-        ``proxy_headers``, ``X-Forwarded-For``/``-Proto`` from ``forwarded_allow_ips``
-        peers apply (``X-Forwarded-Host`` too with ``forwarded_host``). Durations are
-        seconds from 0 to a year (``ValueError`` otherwise); ``limit_connections``:
-        open connections past which new ones get 503 (4096; ``None``: no limit);
-        ``http2_keep_alive_interval``: seconds between HTTP/2 pings (30; ``None``: none).
-        ``ws_handshake_timeout``: how long a WebSocket handler may take to accept or
-        refuse the handshake (10; 403 past it); ``ws_ping_interval``: seconds between
-        pings of an open WebSocket (20; ``None``: none); ``ws_ping_timeout``: how long
-        a ping may go unanswered before the connection is closed (20).
-        ``max_pending`` bounds Python work in flight (503 past it): handlers queued or
-        running, sync streaming producers, open WebSockets and unfinished background
-        tasks. ``sync_threads`` bounds ``def`` handlers and, separately, sync
-        streaming producers running at once.
-        ``restarts_fd``: the supervisor's shared metrics file (its restart count and
-        every worker's metrics), which ``/metrics`` reports.
+        """``options``: the settings (``None``: ``ServerOptions()``). ``debug`` puts
+        tracebacks in 500 answers. ``restarts_fd``: the supervisor's shared metrics file
+        (its restart count and every worker's metrics), which ``/metrics`` reports.
         ``tls``: PEM certificate chain, key and client CA bundle (or ``None``) to
         serve HTTPS."""
-    def start(
-        self,
-        lp: LoopCore,
-        host: str = "127.0.0.1",
-        port: int = 8000,
-        *,
-        uds: str | None = None,
-        backlog: int = 2048,
-        reuse_port: bool = False,
-        fd: int | None = None,
-    ) -> Any:
-        """Binds ``host:port`` or ``uds``, or adopts the listening socket ``fd`` (which
-        is duplicated: the caller still owns it), and starts accepting. Returns the bound
+    def start(self, lp: LoopCore, fd: int) -> Any:
+        """Adopts the listening socket ``fd`` (bound by ``data_bridge.listener``; it is
+        duplicated, so the caller still owns it) and starts accepting. Returns the
         address: ``(host, port)`` or the socket path."""
     def reload_tls(self, cert_chain: bytes, key: bytes, client_ca: bytes | None = None) -> None:
         """Replaces the TLS certificate chain, key and client CA bundle (PEM) for

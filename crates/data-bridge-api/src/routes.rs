@@ -147,7 +147,7 @@ impl RouteTable {
             converters,
             timeout: timeout
                 .filter(|t| *t > 0.0)
-                .map(|t| crate::server::seconds("timeout", t))
+                .map(|t| crate::options::seconds("timeout", t))
                 .transpose()?,
             status,
             buffer_body,
