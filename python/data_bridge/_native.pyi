@@ -4,27 +4,36 @@ import os
 from asyncio import Future
 from collections.abc import Callable, Iterable
 from contextvars import Context
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "MAX_SECONDS",
     "BodyWriter",
+    "CompressOptions",
+    "CorsOptions",
     "DatagramTransport",
     "Handle",
+    "HttpsRedirectOptions",
     "LoopCore",
     "NativeTask",
     "RequestData",
+    "RequestIdOptions",
     "RouteTable",
     "Server",
+    "ServerOptions",
     "StreamTransport",
     "TimerHandle",
+    "TrustedHostOptions",
     "WebSocketConn",
     "__version__",
     "configure_runtime",
     "http_setup",
 ]
 __version__: str
+#: The longest duration any setting accepts, in seconds (a year).
+MAX_SECONDS: int
 
 def configure_runtime(threads: int) -> None:
     """Chooses the Tokio runtime's worker threads (0 = current-thread); before first use."""
@@ -276,10 +285,187 @@ class RouteTable:
         self, prefix: str, directory: str | os.PathLike[str], *, html: bool = False
     ) -> None:
         """Serves the files below ``directory`` at ``{prefix}/{path:path}`` from Rust."""
-    def add_middleware(self, kind: str, options: dict[str, Any]) -> None:
-        """Adds a built-in middleware layer (``"cors"``, ``"compress"``,
-        ``"trusted_host"``, ``"https_redirect"`` or ``"request_id"``) inside those
-        already added."""
+    def add_middleware(
+        self,
+        options: CorsOptions
+        | CompressOptions
+        | TrustedHostOptions
+        | HttpsRedirectOptions
+        | RequestIdOptions,
+    ) -> None:
+        """Adds the built-in middleware layer ``options`` describe inside those already
+        added."""
+
+@final
+class CorsOptions:
+    """The options of ``CORSMiddleware``; ``ValueError`` for a bad regex or header."""
+
+    ALL_METHODS: ClassVar[list[str]]
+    SAFELISTED_HEADERS: ClassVar[list[str]]
+
+    def __new__(
+        cls,
+        *,
+        allow_origins: list[str],
+        allow_methods: list[str],
+        allow_headers: list[str],
+        allow_credentials: bool,
+        allow_origin_regex: str | None,
+        allow_private_network: bool,
+        expose_headers: list[str],
+        max_age: int,
+    ) -> CorsOptions: ...
+    @property
+    def allow_origins(self) -> list[str]: ...
+    @property
+    def allow_methods(self) -> list[str]: ...
+    @property
+    def allow_headers(self) -> list[str]: ...
+    @property
+    def allow_credentials(self) -> bool: ...
+    @property
+    def allow_origin_regex(self) -> str | None: ...
+    @property
+    def allow_private_network(self) -> bool: ...
+    @property
+    def expose_headers(self) -> list[str]: ...
+    @property
+    def max_age(self) -> int: ...
+
+@final
+class CompressOptions:
+    """The options of ``GZipMiddleware`` and ``BrotliMiddleware``: ``encodings`` are
+    ``"gzip"`` and ``"br"``, preferred first (``ValueError`` for others)."""
+
+    def __new__(
+        cls,
+        *,
+        encodings: list[str],
+        minimum_size: int,
+        thread_minimum_size: int,
+        gzip_level: int,
+        brotli_quality: int,
+        exclude_content_types: list[str],
+    ) -> CompressOptions: ...
+    @property
+    def encodings(self) -> list[str]: ...
+    @property
+    def minimum_size(self) -> int: ...
+    @property
+    def thread_minimum_size(self) -> int: ...
+    @property
+    def gzip_level(self) -> int: ...
+    @property
+    def brotli_quality(self) -> int: ...
+    @property
+    def exclude_content_types(self) -> list[str]: ...
+
+@final
+class TrustedHostOptions:
+    """The options of ``TrustedHostMiddleware``; ``ValueError`` for a bad pattern."""
+
+    ENFORCE_DOMAIN_WILDCARD: ClassVar[str]
+
+    def __new__(cls, *, allowed_hosts: list[str], www_redirect: bool) -> TrustedHostOptions: ...
+    @property
+    def allowed_hosts(self) -> list[str]: ...
+    @property
+    def www_redirect(self) -> bool: ...
+
+@final
+class HttpsRedirectOptions:
+    """The options of ``HTTPSRedirectMiddleware`` (it has none)."""
+
+    def __new__(cls) -> HttpsRedirectOptions: ...
+
+@final
+class RequestIdOptions:
+    """The options of ``RequestIDMiddleware``; ``ValueError`` for a bad header name."""
+
+    def __new__(cls, *, header_name: str) -> RequestIdOptions: ...
+    @property
+    def header_name(self) -> str:
+        """The header carrying the id, in lower case."""
+
+@final
+class ServerOptions:
+    """The settings of a server, each defaulting to the server's own (defined once, in
+    ``crates/data-bridge-api/src/options.rs``; read them from ``ServerOptions()``).
+    Durations are seconds from 0 to a year (``ValueError`` otherwise).
+
+    ``max_body_size``: largest request body in bytes (413 past it). ``max_pending``
+    bounds Python work in flight (503 past it): handlers queued or running, sync
+    streaming producers, open WebSockets and unfinished background tasks.
+    ``sync_threads`` bounds ``def`` handlers and, separately, sync streaming producers
+    running at once. ``header_timeout`` and ``max_header_bytes`` bound the request
+    head; a body making no progress for ``body_timeout`` gets 408; a connection is
+    closed after ``keep_alive_timeout`` silent with no request in flight, or when its
+    client takes none of its response for ``write_timeout``. ``limit_connections``:
+    open connections past which new ones get 503 (``None``: no limit);
+    ``http2_keep_alive_interval``: seconds between HTTP/2 pings (``None``: none).
+    ``ws_handshake_timeout``: how long a WebSocket handler may take to accept or
+    refuse the handshake (403 past it); ``ws_ping_interval``: seconds between pings of
+    an open WebSocket (``None``: none); ``ws_ping_timeout``: how long a ping may go
+    unanswered before the connection is closed. ``access_log``: ``"text"``, ``"json"``
+    or ``None`` (off). With ``proxy_headers``, ``X-Forwarded-For``/``-Proto`` from
+    ``forwarded_allow_ips`` peers apply (``X-Forwarded-Host`` too with
+    ``forwarded_host``)."""
+
+    def __new__(
+        cls,
+        *,
+        max_body_size: int = ...,
+        max_pending: int = ...,
+        sync_threads: int = ...,
+        header_timeout: float = ...,
+        max_header_bytes: int = ...,
+        body_timeout: float = ...,
+        keep_alive_timeout: float = ...,
+        write_timeout: float = ...,
+        limit_connections: int | None = ...,
+        http2_keep_alive_interval: float | None = ...,
+        ws_handshake_timeout: float = ...,
+        ws_ping_interval: float | None = ...,
+        ws_ping_timeout: float = ...,
+        access_log: str | None = None,
+        proxy_headers: bool = False,
+        forwarded_allow_ips: str = ...,
+        forwarded_host: bool = False,
+    ) -> ServerOptions: ...
+    @property
+    def max_body_size(self) -> int: ...
+    @property
+    def max_pending(self) -> int: ...
+    @property
+    def sync_threads(self) -> int: ...
+    @property
+    def header_timeout(self) -> float: ...
+    @property
+    def max_header_bytes(self) -> int: ...
+    @property
+    def body_timeout(self) -> float: ...
+    @property
+    def keep_alive_timeout(self) -> float: ...
+    @property
+    def write_timeout(self) -> float: ...
+    @property
+    def limit_connections(self) -> int | None: ...
+    @property
+    def http2_keep_alive_interval(self) -> float | None: ...
+    @property
+    def ws_handshake_timeout(self) -> float: ...
+    @property
+    def ws_ping_interval(self) -> float | None: ...
+    @property
+    def ws_ping_timeout(self) -> float: ...
+    @property
+    def access_log(self) -> str | None: ...
+    @property
+    def proxy_headers(self) -> bool: ...
+    @property
+    def forwarded_allow_ips(self) -> str: ...
+    @property
+    def forwarded_host(self) -> bool: ...
 
 @final
 class Server:
@@ -288,59 +474,20 @@ class Server:
     def __new__(
         cls,
         table: RouteTable,
+        options: ServerOptions | None = None,
         *,
-        max_body_size: int = ...,
-        max_pending: int = 1024,
-        sync_threads: int = 40,
-        header_timeout: float = 30.0,
-        max_header_bytes: int = 65536,
-        body_timeout: float = 60.0,
-        keep_alive_timeout: float = 75.0,
-        write_timeout: float = 60.0,
-        limit_connections: int | None = ...,
-        http2_keep_alive_interval: float | None = ...,
-        ws_handshake_timeout: float = 10.0,
-        ws_ping_interval: float | None = ...,
-        ws_ping_timeout: float = 20.0,
         debug: bool = False,
-        access_log: str | None = None,
-        proxy_headers: bool = False,
-        forwarded_allow_ips: str = "127.0.0.1",
-        forwarded_host: bool = False,
         restarts_fd: int | None = None,
         tls: tuple[bytes, bytes, bytes | None] | None = None,
     ) -> Server:
-        """``access_log``: ``"text"``, ``"json"`` or ``None`` (off). With
-        ``proxy_headers``, ``X-Forwarded-For``/``-Proto`` from ``forwarded_allow_ips``
-        peers apply (``X-Forwarded-Host`` too with ``forwarded_host``). Durations are
-        seconds from 0 to a year (``ValueError`` otherwise); ``limit_connections``:
-        open connections past which new ones get 503 (4096; ``None``: no limit);
-        ``http2_keep_alive_interval``: seconds between HTTP/2 pings (30; ``None``: none).
-        ``ws_handshake_timeout``: how long a WebSocket handler may take to accept or
-        refuse the handshake (10; 403 past it); ``ws_ping_interval``: seconds between
-        pings of an open WebSocket (20; ``None``: none); ``ws_ping_timeout``: how long
-        a ping may go unanswered before the connection is closed (20).
-        ``max_pending`` bounds Python work in flight (503 past it): handlers queued or
-        running, sync streaming producers, open WebSockets and unfinished background
-        tasks. ``sync_threads`` bounds ``def`` handlers and, separately, sync
-        streaming producers running at once.
-        ``restarts_fd``: the supervisor's shared metrics file (its restart count and
-        every worker's metrics), which ``/metrics`` reports.
+        """``options``: the settings (``None``: ``ServerOptions()``). ``debug`` puts
+        tracebacks in 500 answers. ``restarts_fd``: the supervisor's shared metrics file
+        (its restart count and every worker's metrics), which ``/metrics`` reports.
         ``tls``: PEM certificate chain, key and client CA bundle (or ``None``) to
         serve HTTPS."""
-    def start(
-        self,
-        lp: LoopCore,
-        host: str = "127.0.0.1",
-        port: int = 8000,
-        *,
-        uds: str | None = None,
-        backlog: int = 2048,
-        reuse_port: bool = False,
-        fd: int | None = None,
-    ) -> Any:
-        """Binds ``host:port`` or ``uds``, or adopts the listening socket ``fd`` (which
-        is duplicated: the caller still owns it), and starts accepting. Returns the bound
+    def start(self, lp: LoopCore, fd: int) -> Any:
+        """Adopts the listening socket ``fd`` (bound by ``data_bridge.listener``; it is
+        duplicated, so the caller still owns it) and starts accepting. Returns the
         address: ``(host, port)`` or the socket path."""
     def reload_tls(self, cert_chain: bytes, key: bytes, client_ca: bytes | None = None) -> None:
         """Replaces the TLS certificate chain, key and client CA bundle (PEM) for

@@ -349,7 +349,7 @@ class App:
         """The native route table; conflicting routes raise ``ValueError`` here."""
         table = _native.RouteTable()
         for layer in self.native_middleware:
-            table.add_middleware(layer.kind, layer.native_options())
+            table.add_middleware(layer.options)
         routes = self.routes
         taken = {(m, r.path) for r in routes for m in r.methods}
         for path, kind in self._probes:

@@ -10,6 +10,7 @@ or binding the address.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import socket
@@ -116,103 +117,104 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "process_pool_size": parse_positive_int,
 }
 
-# (setting, metavar or None for on/off switches, default shown in --help, help text)
-_OPTIONS: list[tuple[str, str | None, str, str]] = [
-    ("host", "HOST", "127.0.0.1", "address to bind"),
-    ("port", "PORT", "8000", "TCP port to bind (0: any free port)"),
-    ("uds", "PATH", "none", "bind this Unix socket instead of HOST:PORT"),
+# (setting, metavar or None for on/off switches, default shown in --help or None for
+# the Config field's own, help text)
+_OPTIONS: list[tuple[str, str | None, str | None, str]] = [
+    ("host", "HOST", None, "address to bind"),
+    ("port", "PORT", None, "TCP port to bind (0: any free port)"),
+    ("uds", "PATH", None, "bind this Unix socket instead of HOST:PORT"),
     (
         "uds-mode",
         "MODE",
         "as the umask leaves them",
         "permissions of the --uds socket file, in octal (e.g. 660)",
     ),
-    ("workers", "N", "1", "worker processes; 0 or 'auto': one per available CPU"),
+    ("workers", "N", None, "worker processes; 0 or 'auto': one per available CPU"),
     (
         "threads",
         "N",
         "the runtime's own: one thread driven by the event loop",
         "Tokio runtime threads per worker",
     ),
-    ("timeout", "SECONDS", "none", "default handler timeout; past it the answer is 504"),
-    ("graceful-timeout", "SECONDS", "30", "time in-flight requests get to finish on shutdown"),
+    ("timeout", "SECONDS", None, "default handler timeout; past it the answer is 504"),
+    ("graceful-timeout", "SECONDS", None, "time in-flight requests get to finish on shutdown"),
     (
         "worker-timeout",
         "SECONDS",
-        "60",
+        None,
         "kill and replace a worker whose event loop is blocked this long (0: never)",
     ),
-    ("max-body-size", "SIZE", "16MiB", "largest request body (413 past it); bytes or KiB/MiB/GiB"),
-    ("backlog", "N", "2048", "listen backlog"),
+    ("max-body-size", "SIZE", None, "largest request body (413 past it); bytes or KiB/MiB/GiB"),
+    ("backlog", "N", None, "listen backlog"),
     (
         "limit-concurrency",
         "N",
-        "1024",
+        None,
         "Python handlers queued or running per worker; past it the answer is 503",
     ),
-    ("max-requests", "N", "none", "recycle a worker after this many requests"),
-    ("max-requests-jitter", "N", "0", "add up to this many requests to --max-requests per worker"),
-    ("log-level", "{" + ",".join(LOG_LEVELS) + "}", "info", "server log level"),
-    ("log-format", "{text,json}", "text", "server log lines as text or one JSON object each"),
+    ("max-requests", "N", None, "recycle a worker after this many requests"),
+    ("max-requests-jitter", "N", None, "add up to this many requests to --max-requests per worker"),
+    ("log-level", "{" + ",".join(LOG_LEVELS) + "}", None, "server log level"),
+    ("log-format", "{text,json}", None, "server log lines as text or one JSON object each"),
     (
         "access-log",
         None,
-        "on",
+        None,
         "one line per request on stderr, in --log-format, with an x-request-id",
     ),
     ("metrics", None, "the app's: App(metrics=...)", "serve Prometheus metrics at /metrics"),
     (
         "proxy-headers",
         None,
-        "off",
+        None,
         "trust X-Forwarded-For/-Proto from --forwarded-allow-ips",
     ),
     (
         "forwarded-allow-ips",
         "IPS",
-        "127.0.0.1",
+        None,
         "comma-separated proxy addresses or networks whose forwarded headers are trusted, or *",
     ),
     (
         "forwarded-host",
         None,
-        "off",
+        None,
         "with --proxy-headers, also take the host from X-Forwarded-Host",
     ),
     (
         "limit-connections",
         "N",
-        "4096",
+        None,
         "open connections per worker; past it new ones get 503 (0: no limit)",
     ),
-    ("body-timeout", "SECONDS", "60", "a request body silent this long gets 408"),
+    ("body-timeout", "SECONDS", None, "a request body silent this long gets 408"),
     (
         "keep-alive-timeout",
         "SECONDS",
-        "75",
+        None,
         "close a connection with no request in flight after this long silent",
     ),
     (
         "write-timeout",
         "SECONDS",
-        "60",
+        None,
         "close a connection whose client takes none of its response for this long",
     ),
     (
         "ws-handshake-timeout",
         "SECONDS",
-        "10",
+        None,
         "a WebSocket handshake the handler leaves unanswered this long gets 403",
     ),
-    ("ws-ping-interval", "SECONDS", "20", "ping open WebSockets this often (0: never)"),
-    ("ws-ping-timeout", "SECONDS", "20", "close a WebSocket whose ping is unanswered this long"),
-    ("ssl-certfile", "PATH", "none", "serve HTTPS with this PEM certificate chain"),
+    ("ws-ping-interval", "SECONDS", None, "ping open WebSockets this often (0: never)"),
+    ("ws-ping-timeout", "SECONDS", None, "close a WebSocket whose ping is unanswered this long"),
+    ("ssl-certfile", "PATH", None, "serve HTTPS with this PEM certificate chain"),
     ("ssl-keyfile", "PATH", "the certificate file", "PEM private key of --ssl-certfile"),
-    ("ssl-keyfile-password", "TEXT", "none", "password of an encrypted --ssl-keyfile"),
+    ("ssl-keyfile-password", "TEXT", None, "password of an encrypted --ssl-keyfile"),
     (
         "ssl-ca-certs",
         "PATH",
-        "none",
+        None,
         "require client certificates signed by these PEM CA certificates",
     ),
     (
@@ -224,12 +226,33 @@ _OPTIONS: list[tuple[str, str | None, str, str]] = [
     (
         "reload",
         None,
-        "off",
+        None,
         "restart the worker when a .py file under the current directory changes",
     ),
-    ("factory", None, "off", "APP is a callable that returns the app"),
-    ("env-file", "PATH", "none", "load KEY=VALUE lines into the environment before importing APP"),
+    ("factory", None, None, "APP is a callable that returns the app"),
+    ("env-file", "PATH", None, "load KEY=VALUE lines into the environment before importing APP"),
 ]
+
+
+_MIB = 1 << 20
+
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING
+}
+
+
+def _shown(setting: str) -> str:
+    """The default of ``setting`` (a :class:`Config` field) as ``--help`` shows it."""
+    default = _DEFAULTS[setting]
+    if default is None:
+        return "none"
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, float):
+        return f"{default:g}"
+    if setting == "max_body_size" and default % _MIB == 0:
+        return f"{default // _MIB}MiB"
+    return str(default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for option, metavar, default, text in _OPTIONS:
         dest = option.replace("-", "_")
-        help_text = f"{text} (default: {default}; env: {env_name(option)})"
+        shown = _shown(dest) if default is None else default
+        help_text = f"{text} (default: {shown}; env: {env_name(option)})"
         if metavar is None:
             serve.add_argument(
                 f"--{option}", dest=dest, action=argparse.BooleanOptionalAction, help=help_text

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data_bridge import defaults
 from data_bridge.durations import check_seconds
 from data_bridge.listener import check_mode
 
@@ -54,45 +55,47 @@ class ConfigError(ValueError):
 
 @dataclass
 class Config:
-    """Everything ``data-bridge serve`` needs to run an app (defaults are the CLI's)."""
+    """Everything ``data-bridge serve`` needs to run an app (defaults are the CLI's,
+    the server's from :mod:`data_bridge.defaults`)."""
 
     app: str
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = defaults.HOST
+    port: int = defaults.PORT
     uds: str | None = None
     #: Permission bits of the ``uds`` socket file; ``None``: as the umask leaves them.
     uds_mode: int | None = None
     workers: int = 1
     threads: int | None = None
     timeout: float | None = None
-    graceful_timeout: float = 30.0
+    graceful_timeout: float = defaults.GRACEFUL_TIMEOUT
     #: A ready worker whose event loop is silent this long is killed; ``0``: never.
     worker_timeout: float = 60.0
-    max_body_size: int = 16 * 1024 * 1024
-    backlog: int = 2048
-    limit_concurrency: int = 1024
+    max_body_size: int = defaults.SERVER.max_body_size
+    backlog: int = defaults.BACKLOG
+    #: Python work in flight per worker (``ServerOptions.max_pending``).
+    limit_concurrency: int = defaults.SERVER.max_pending
     max_requests: int | None = None
     max_requests_jitter: int = 0
     log_level: str = "info"
     access_log: bool = True
-    log_format: str = "text"
+    log_format: str = defaults.LOG_FORMAT
     reload: bool = False
     factory: bool = False
     env_file: str | None = None
     #: ``None``: as the app says (``App(metrics=...)``).
     metrics: bool | None = None
-    proxy_headers: bool = False
-    forwarded_allow_ips: str = "127.0.0.1"
-    forwarded_host: bool = False
-    body_timeout: float = 60.0
-    keep_alive_timeout: float = 75.0
-    write_timeout: float = 60.0
+    proxy_headers: bool = defaults.SERVER.proxy_headers
+    forwarded_allow_ips: str = defaults.SERVER.forwarded_allow_ips
+    forwarded_host: bool = defaults.SERVER.forwarded_host
+    body_timeout: float = defaults.SERVER.body_timeout
+    keep_alive_timeout: float = defaults.SERVER.keep_alive_timeout
+    write_timeout: float = defaults.SERVER.write_timeout
     #: ``None``: no limit.
-    limit_connections: int | None = 4096
-    ws_handshake_timeout: float = 10.0
+    limit_connections: int | None = defaults.SERVER.limit_connections
+    ws_handshake_timeout: float = defaults.SERVER.ws_handshake_timeout
     #: ``None``: no pings.
-    ws_ping_interval: float | None = 20.0
-    ws_ping_timeout: float = 20.0
+    ws_ping_interval: float | None = defaults.SERVER.ws_ping_interval
+    ws_ping_timeout: float = defaults.SERVER.ws_ping_timeout
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_keyfile_password: str | None = None

@@ -9,11 +9,13 @@ negative or astronomically large; one check here keeps every such value out.
 
 from __future__ import annotations
 
+from data_bridge._native import MAX_SECONDS
+
 __all__ = ["MAX_SECONDS", "check_seconds"]
 
-#: The longest duration accepted anywhere: one year. Anything longer is a mistake
-#: (a unit mix-up, or "forever", which ``None`` already says where it is allowed).
-MAX_SECONDS = 31_536_000
+# MAX_SECONDS, the longest duration accepted anywhere, is the server's own (one year):
+# anything longer is a mistake (a unit mix-up, or "forever", which ``None`` already
+# says where it is allowed).
 
 
 def check_seconds(value: float, name: str | None = None, *, positive: bool = False) -> float:

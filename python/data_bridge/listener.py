@@ -3,7 +3,9 @@ startup hooks run (and, for the CLI, before the app is even imported).
 
 Every serving process accepts from this one socket (workers inherit it), so a port
 that is taken is reported before anything starts, a worker that stops accepting
-leaves waiting connections to the others, and a restart never closes the port.
+leaves waiting connections to the others, and a restart never closes the port. This is
+the only place that binds: the native server adopts a duplicate of the socket
+(``_native.Server.start(loop, fd)``).
 """
 
 from __future__ import annotations

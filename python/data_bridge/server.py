@@ -14,7 +14,7 @@ from typing import Any
 
 import pydantic_core
 
-from data_bridge import _native, listener
+from data_bridge import _native, defaults, listener
 from data_bridge.app import App
 from data_bridge.background import drain, run_background
 from data_bridge.durations import check_seconds
@@ -40,32 +40,36 @@ _native.http_setup(
 )
 
 
+# The defaults of the server's own settings (see ``data_bridge.defaults``).
+_SERVER = defaults.SERVER
+
+
 async def start(
     app: App,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: str = defaults.HOST,
+    port: int = defaults.PORT,
     *,
     uds: str | None = None,
     uds_mode: int | None = None,
-    backlog: int = 2048,
+    backlog: int = defaults.BACKLOG,
     reuse_port: bool = False,
-    max_body_size: int = 16 * 1024 * 1024,
-    max_pending: int = 1024,
-    sync_threads: int = 40,
+    max_body_size: int = _SERVER.max_body_size,
+    max_pending: int = _SERVER.max_pending,
+    sync_threads: int = _SERVER.sync_threads,
     fd: int | None = None,
     lifespan: bool = True,
     access_log: bool = False,
-    log_format: str = "text",
-    proxy_headers: bool = False,
-    forwarded_allow_ips: str = "127.0.0.1",
-    forwarded_host: bool = False,
-    body_timeout: float = 60.0,
-    keep_alive_timeout: float = 75.0,
-    write_timeout: float = 60.0,
-    limit_connections: int | None = 4096,
-    ws_handshake_timeout: float = 10.0,
-    ws_ping_interval: float | None = 20.0,
-    ws_ping_timeout: float = 20.0,
+    log_format: str = defaults.LOG_FORMAT,
+    proxy_headers: bool = _SERVER.proxy_headers,
+    forwarded_allow_ips: str = _SERVER.forwarded_allow_ips,
+    forwarded_host: bool = _SERVER.forwarded_host,
+    body_timeout: float = _SERVER.body_timeout,
+    keep_alive_timeout: float = _SERVER.keep_alive_timeout,
+    write_timeout: float = _SERVER.write_timeout,
+    limit_connections: int | None = _SERVER.limit_connections,
+    ws_handshake_timeout: float = _SERVER.ws_handshake_timeout,
+    ws_ping_interval: float | None = _SERVER.ws_ping_interval,
+    ws_ping_timeout: float = _SERVER.ws_ping_timeout,
     tls: Certificates | None = None,
     restarts_fd: int | None = None,
 ) -> tuple[_native.Server, Any]:
@@ -97,12 +101,10 @@ async def start(
     With ``tls``, the server speaks HTTPS only (TLS 1.2/1.3, HTTP/2 or HTTP/1.1 by ALPN);
     ``tls.reload(server)`` swaps in renewed certificates."""
     loop = asyncio.get_running_loop()
-    server = _native.Server(
-        app.route_table(),
+    options = _native.ServerOptions(
         max_body_size=max_body_size,
         max_pending=max_pending,
         sync_threads=sync_threads,
-        debug=app.debug,
         access_log=log_format if access_log else None,
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
@@ -114,6 +116,11 @@ async def start(
         ws_handshake_timeout=ws_handshake_timeout,
         ws_ping_interval=ws_ping_interval,
         ws_ping_timeout=ws_ping_timeout,
+    )
+    server = _native.Server(
+        app.route_table(),
+        options,
+        debug=app.debug,
         restarts_fd=restarts_fd,
         tls=tls.load() if tls is not None else None,
     )
@@ -125,7 +132,7 @@ async def start(
         if lifespan:
             await app.lifespan.startup(app)
         try:
-            bound = server.start(loop, host, port, uds=uds, backlog=backlog, fd=fd)
+            bound = server.start(loop, fd)
         except BaseException:
             if lifespan:
                 await app.lifespan.shutdown()
@@ -138,7 +145,11 @@ async def start(
 
 
 async def stop(
-    app: App, server: _native.Server, graceful_timeout: float = 30.0, *, lifespan: bool = True
+    app: App,
+    server: _native.Server,
+    graceful_timeout: float = defaults.GRACEFUL_TIMEOUT,
+    *,
+    lifespan: bool = True,
 ) -> None:
     """Stops a server made by :func:`start`: no new connections, in-flight requests and
     background tasks get ``graceful_timeout`` seconds each, then the app's lifespan ends
@@ -154,10 +165,10 @@ async def stop(
 
 def serve(
     app: App,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: str = defaults.HOST,
+    port: int = defaults.PORT,
     *,
-    graceful_timeout: float = 30.0,
+    graceful_timeout: float = defaults.GRACEFUL_TIMEOUT,
     access_log: bool = True,
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,

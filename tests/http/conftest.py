@@ -165,12 +165,26 @@ def run_native_server(app: App, **server_kwargs: Any) -> Iterator[Running]:
     :func:`data_bridge.start` does not expose (``header_timeout``, ``max_header_bytes``)."""
 
     async def starter() -> tuple[Any, Any]:
-        server = _native.Server(app.route_table(), debug=app.debug, **server_kwargs)
-        bound = server.start(asyncio.get_running_loop(), "127.0.0.1", 0)
-        return server, bound
+        options = _native.ServerOptions(**server_kwargs)
+        server = _native.Server(app.route_table(), options, debug=app.debug)
+        return server, start_native(server)
 
     with serve_in_thread(starter) as running:
         yield running
+
+
+def start_native(server: _native.Server, uds: str | None = None) -> Any:
+    """Starts ``server`` on the running loop, listening on ``127.0.0.1`` at a free port
+    or on the Unix socket ``uds``; returns the bound address."""
+    if uds is None:
+        sock = socket.create_server(("127.0.0.1", 0))
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(uds)
+        sock.listen()
+    with sock:
+        # The server adopts a duplicate of the socket.
+        return server.start(asyncio.get_running_loop(), sock.fileno())
 
 
 # -- routes the limit tests share ------------------------------------------------

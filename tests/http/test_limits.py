@@ -27,6 +27,7 @@ from .conftest import (
     recv_all,
     run_native_server,
     serve_in_thread,
+    start_native,
     status_of,
     streamed_length,
 )
@@ -210,8 +211,8 @@ def test_header_timeout_on_unix_sockets(tmp_path: Any) -> None:
     app = limits_app()
 
     async def starter() -> tuple[Any, Any]:
-        server = _native.Server(app.route_table(), header_timeout=SHORT)
-        return server, server.start(asyncio.get_running_loop(), uds=path)
+        server = _native.Server(app.route_table(), _native.ServerOptions(header_timeout=SHORT))
+        return server, start_native(server, uds=path)
 
     with serve_in_thread(starter):
         for partial in (b"", b"PRI * HTTP/2.0\r\n"):
@@ -228,7 +229,7 @@ def test_header_timeout_on_unix_sockets(tmp_path: Any) -> None:
 )
 def test_durations_no_clock_can_hold_are_refused(option: str, value: float) -> None:
     with pytest.raises(ValueError, match=option):
-        _native.Server(App().route_table(), **{option: value})
+        _native.ServerOptions(**{option: value})
 
 
 @pytest.mark.parametrize("value", [float("inf"), 1e300])

@@ -9,7 +9,8 @@
 //! request is counted in [`metrics`] and logged by [`access_log`] as it completes
 //! ([`completion`]), forwarded headers from trusted proxies are applied by [`proxy`],
 //! and the built-in [`middleware`] (CORS, compression, trusted hosts, HTTPS redirect,
-//! request ids) wraps every request.
+//! request ids) wraps every request. A server's settings, and their defaults, are one
+//! [`options::ServerOptions`].
 
 pub mod access_log;
 pub mod background;
@@ -27,10 +28,10 @@ pub mod in_flight;
 pub mod metrics;
 pub mod middleware;
 pub mod mime;
+pub mod options;
 pub mod proxy;
 pub mod request;
 pub mod request_body;
-pub mod request_id;
 pub mod response;
 pub mod router;
 pub mod routes;
@@ -47,7 +48,14 @@ pub use crate::errors::ApiError;
 /// Adds the HTTP server's classes and functions to `module`.
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<routes::RouteTable>()?;
+    module.add_class::<middleware::cors::CorsOptions>()?;
+    module.add_class::<middleware::compress::CompressOptions>()?;
+    module.add_class::<middleware::trustedhost::TrustedHostOptions>()?;
+    module.add_class::<middleware::httpsredirect::HttpsRedirectOptions>()?;
+    module.add_class::<middleware::requestid::RequestIdOptions>()?;
     module.add_class::<server::Server>()?;
+    module.add_class::<options::ServerOptions>()?;
+    module.add("MAX_SECONDS", options::MAX_SECONDS)?;
     module.add_class::<request::PyRequest>()?;
     module.add_class::<streaming::BodyWriter>()?;
     module.add_class::<websocket::WebSocketConn>()?;

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use crate::endpoint::{CallMode, Constant, Endpoint, PyEndpoint};
 use crate::errors::ApiError;
 use crate::files::StaticDir;
-use crate::middleware::Stack;
+use crate::middleware::{MiddlewareOptions, Stack};
 use crate::router::{ParamKind, Router, WEBSOCKET_METHOD};
 
 /// A path parameter as Python declares it: `(name, type, choices, converter)`.
@@ -57,14 +57,6 @@ impl RouteTable {
             router: Mutex::new(Some(router)),
             middleware: Mutex::new(std::mem::take(&mut *self.middleware.lock())),
         })
-    }
-
-    /// Changes the middleware stack (while routes are still being declared).
-    pub fn with_middleware<T>(&self, f: impl FnOnce(&mut Stack) -> PyResult<T>) -> PyResult<T> {
-        if self.router.lock().is_none() {
-            return Err(ApiError::State("the route table was already used by a server").into());
-        }
-        f(&mut self.middleware.lock())
     }
 
     /// The middleware stack (for the server).
@@ -155,7 +147,7 @@ impl RouteTable {
             converters,
             timeout: timeout
                 .filter(|t| *t > 0.0)
-                .map(|t| crate::server::seconds("timeout", t))
+                .map(|t| crate::options::seconds("timeout", t))
                 .transpose()?,
             status,
             buffer_body,
@@ -236,5 +228,14 @@ impl RouteTable {
             other => return Err(PyValueError::new_err(format!("unknown probe {other:?}"))),
         };
         self.add(&["GET".to_owned()], path, &[], ep)
+    }
+
+    /// Adds a built-in middleware layer inside those already added, with the options
+    /// its Python class passed (`CorsOptions`, `CompressOptions`, ...).
+    fn add_middleware(&self, options: MiddlewareOptions) -> PyResult<()> {
+        if self.router.lock().is_none() {
+            return Err(ApiError::State("the route table was already used by a server").into());
+        }
+        self.middleware.lock().push(options)
     }
 }

@@ -1,10 +1,12 @@
-//! The server: binds TCP or Unix listeners, accepts on PyLoop's Tokio runtime, serves
-//! HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) on the same port with Hyper, and
-//! drains gracefully on shutdown.
+//! The server: accepts on a TCP or Unix listening socket on PyLoop's Tokio runtime,
+//! serves HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) on the same port with
+//! Hyper, and drains gracefully on shutdown.
 //!
-//! A server either binds its own socket or adopts a listening socket inherited from a
-//! supervisor process (`fd=`), so that several worker processes accept from one queue
+//! Python binds the socket (`python/data_bridge/listener.py`, before the app's
+//! start-up hooks run, or in a supervisor) and the server adopts a duplicate of it
+//! (`Server.start(lp, fd)`), so that several worker processes accept from one queue
 //! and a worker that stops accepting leaves waiting connections to the others.
+//! Its settings are one [`ServerOptions`].
 //!
 //! With a metrics route, the server also posts a probe to the event loop every second
 //! and records how late the loop ran it (`data_bridge_event_loop_lag_seconds`).
@@ -24,7 +26,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use socket2::{Domain, Socket, Type};
+use socket2::{Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 
@@ -36,11 +38,11 @@ use crate::dispatch::Dispatcher;
 use crate::endpoint::Endpoint;
 use crate::errors::ApiError;
 use crate::metrics::Metrics;
+use crate::options::{seconds, ServerOptions};
 use crate::proxy::TrustedProxies;
 use crate::routes::RouteTable;
 use crate::service::{handle, AppState, Limits};
 use crate::tls::{PemBundle, Tls, TlsMaterial};
-use crate::websocket::WsLimits;
 use tokio_rustls::TlsAcceptor;
 
 /// How long connections accepted right before shutdown get to start their first request.
@@ -50,27 +52,51 @@ const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(100);
 /// closed.
 const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The longest duration any setting accepts (a year): longer ones are surely
-/// mistakes, and adding them to the clock could overflow it.
-const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
-
-/// `value` seconds of the setting `name`, or why it cannot be used.
-pub(crate) fn seconds(name: &str, value: f64) -> Result<Duration, ApiError> {
-    if !(0.0..=MAX_SECONDS).contains(&value) {
-        return Err(ApiError::Config(format!(
-            "{name} must be a number of seconds from 0 to {MAX_SECONDS}, not {value}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
 /// How often the event loop's lag is measured.
 const LAG_PROBE_EVERY: Duration = Duration::from_secs(1);
 
-/// What `Server.start()` bound.
+/// What `Server.start()` accepts on.
 enum Listener {
     Tcp(tokio::net::TcpListener),
     Unix(tokio::net::UnixListener),
+}
+
+/// Where a listener accepts, as `Server.start()` reports it.
+enum Address {
+    Tcp(SocketAddr),
+    Unix(String),
+}
+
+impl Listener {
+    /// Adopts the listening socket `fd` (see [`adopt_fd`]) on the runtime entered by
+    /// the caller.
+    fn adopt(fd: i32) -> Result<(Listener, Address), ApiError> {
+        let socket = adopt_fd(fd)?;
+        let local = socket.local_addr().map_err(ApiError::Bind)?;
+        if let Some(addr) = local.as_socket() {
+            let l = tokio::net::TcpListener::from_std(socket.into()).map_err(ApiError::Bind)?;
+            return Ok((Listener::Tcp(l), Address::Tcp(addr)));
+        }
+        let path = local
+            .as_pathname()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let l = tokio::net::UnixListener::from_std(socket.into()).map_err(ApiError::Bind)?;
+        Ok((Listener::Unix(l), Address::Unix(path)))
+    }
+}
+
+impl Address {
+    /// `(host, port)` or the socket path.
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(match self {
+            Address::Tcp(a) => (a.ip().to_string(), a.port())
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            Address::Unix(path) => path.into_pyobject(py)?.into_any().unbind(),
+        })
+    }
 }
 
 struct Running {
@@ -97,50 +123,6 @@ pub struct Server {
     running: Mutex<Option<Running>>,
     background: Pending,
     tls: Option<Arc<Tls>>,
-}
-
-fn bind_tcp(
-    host: &str,
-    port: u16,
-    backlog: i32,
-    reuse_port: bool,
-) -> Result<std::net::TcpListener, ApiError> {
-    let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
-        .next()
-        .ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address for host")
-        })?;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.set_tcp_nodelay(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
-}
-
-fn bind_unix(path: &str, backlog: i32) -> Result<std::os::unix::net::UnixListener, ApiError> {
-    use std::os::unix::fs::FileTypeExt;
-    // A stale socket from an earlier run is replaced; any other file is left alone.
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
-        Ok(_) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                format!("{path} exists and is not a socket"),
-            )
-            .into())
-        }
-        Err(_) => {}
-    }
-    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-    socket.bind(&socket2::SockAddr::unix(path)?)?;
-    socket.listen(backlog)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
 }
 
 /// Duplicates `fd` (close-on-exec) so that the returned file owns its own descriptor.
@@ -326,6 +308,27 @@ where
     serve_conn(&builder, io, service, watcher, kill).await;
 }
 
+/// Hyper's HTTP/1 and HTTP/2 connection settings for `limits`.
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.http2_keep_alive_interval)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        // The same header budget as HTTP/1 (Hyper's HTTP/2 default is 16 KiB): past
+        // it a request gets 431.
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Accepts connections until `stop`, serving each on its own task; past the
+/// connection limit, a new one is told to come back later.
 async fn accept_loop(
     listener: Listener,
     tls: Option<Arc<Tls>>,
@@ -335,21 +338,7 @@ async fn accept_loop(
     done: Arc<Notify>,
     kill: watch::Receiver<bool>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.limits.header_timeout)
-        .max_buf_size(state.limits.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(state.limits.http2_keep_alive_interval)
-        .keep_alive_timeout(HTTP2_PING_TIMEOUT)
-        // The same header budget as HTTP/1 (Hyper's HTTP/2 default is 16 KiB): past
-        // it a request gets 431.
-        .max_header_list_size(u32::try_from(state.limits.max_header_bytes).unwrap_or(u32::MAX));
-    let builder = Arc::new(builder);
+    let builder = Arc::new(http_builder(&state.limits));
     let open = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
@@ -423,128 +412,14 @@ async fn accept(
     }
 }
 
-#[pymethods]
 impl Server {
-    /// A server for the routes in `table`. `access_log` is `"text"`, `"json"` or
-    /// `None` (off); with `proxy_headers`, `X-Forwarded-For` and `-Proto` from peers
-    /// listed in `forwarded_allow_ips` set the client and scheme (and
-    /// `X-Forwarded-Host` the host, with `forwarded_host`); `restarts_fd` is the
-    /// supervisor's shared metrics file (its restart count and every worker's
-    /// metrics, see `metrics/region.rs`).
-    #[new]
-    #[pyo3(signature = (table, *, max_body_size=16 * 1024 * 1024, max_pending=1024, sync_threads=40, header_timeout=30.0, max_header_bytes=65536, body_timeout=60.0, keep_alive_timeout=75.0, write_timeout=60.0, limit_connections=Some(4096), http2_keep_alive_interval=Some(30.0), ws_handshake_timeout=10.0, ws_ping_interval=Some(20.0), ws_ping_timeout=20.0, debug=false, access_log=None, proxy_headers=false, forwarded_allow_ips="127.0.0.1", forwarded_host=false, restarts_fd=None, tls=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn py_new(
-        table: &RouteTable,
-        max_body_size: usize,
-        max_pending: usize,
-        sync_threads: usize,
-        header_timeout: f64,
-        max_header_bytes: usize,
-        body_timeout: f64,
-        keep_alive_timeout: f64,
-        write_timeout: f64,
-        limit_connections: Option<usize>,
-        http2_keep_alive_interval: Option<f64>,
-        ws_handshake_timeout: f64,
-        ws_ping_interval: Option<f64>,
-        ws_ping_timeout: f64,
-        debug: bool,
-        access_log: Option<&str>,
-        proxy_headers: bool,
-        forwarded_allow_ips: &str,
-        forwarded_host: bool,
-        restarts_fd: Option<i32>,
-        tls: Option<PemBundle>,
-    ) -> PyResult<Self> {
-        let access_log = access_log
-            .map(|name| {
-                LogFormat::parse(name).ok_or_else(|| {
-                    ApiError::Config(format!(
-                        "access_log must be \"text\", \"json\" or None, not {name:?}"
-                    ))
-                })
-            })
-            .transpose()?;
-        let proxies = if proxy_headers {
-            Some(TrustedProxies::parse(forwarded_allow_ips)?.with_forwarded_host(forwarded_host))
-        } else {
-            None
-        };
-        let restarts = restarts_fd.map(dup_fd).transpose()?;
-        Ok(Server {
-            table: Mutex::new(Some(table.take()?)),
-            limits: Limits {
-                max_body_size,
-                header_timeout: seconds("header_timeout", header_timeout)?
-                    .max(Duration::from_millis(1)),
-                max_header_bytes,
-                body_timeout: seconds("body_timeout", body_timeout)?,
-                keep_alive_timeout: seconds("keep_alive_timeout", keep_alive_timeout)?,
-                write_timeout: seconds("write_timeout", write_timeout)?,
-                max_connections: limit_connections,
-                http2_keep_alive_interval: http2_keep_alive_interval
-                    .filter(|s| *s > 0.0)
-                    .map(|s| seconds("http2_keep_alive_interval", s))
-                    .transpose()?,
-                websocket: WsLimits {
-                    handshake_timeout: seconds("ws_handshake_timeout", ws_handshake_timeout)?,
-                    ping_interval: ws_ping_interval
-                        .filter(|s| *s > 0.0)
-                        .map(|s| seconds("ws_ping_interval", s))
-                        .transpose()?,
-                    ping_timeout: seconds("ws_ping_timeout", ws_ping_timeout)?,
-                },
-            },
-            max_pending,
-            sync_threads,
-            debug,
-            access_log,
-            proxies,
-            restarts,
-            ready: Arc::new(AtomicBool::new(false)),
-            served: Arc::new(AtomicU64::new(0)),
-            running: Mutex::new(None),
-            background: Pending::default(),
-            tls: tls
-                .map(|(cert_chain, key, client_ca)| {
-                    Tls::new(&TlsMaterial {
-                        cert_chain: &cert_chain,
-                        key: &key,
-                        client_ca: client_ca.as_deref(),
-                    })
-                })
-                .transpose()?
-                .map(Arc::new),
-        })
-    }
-
-    /// Requests answered so far (every status, native routes included).
-    #[getter]
-    fn requests_served(&self) -> u64 {
-        self.served.load(Ordering::Relaxed)
-    }
-
-    /// Binds (TCP on `host:port`, or the Unix socket `uds`), or adopts the listening
-    /// socket `fd`, and starts accepting on the runtime that `lp` drives. Returns the
-    /// bound address (`(host, port)` or the socket path).
-    #[pyo3(signature = (lp, host="127.0.0.1", port=8000, *, uds=None, backlog=2048, reuse_port=false, fd=None))]
-    fn start(
+    /// Everything a connection needs, from the routes in `table` and the loop `lp`
+    /// that runs Python handlers; also the metrics, when the app has a metrics route.
+    fn app_state(
         &self,
-        py: Python<'_>,
+        table: RouteTable,
         lp: &Bound<'_, LoopCore>,
-        host: &str,
-        port: u16,
-        uds: Option<&str>,
-        backlog: i32,
-        reuse_port: bool,
-        fd: Option<i32>,
-    ) -> PyResult<Py<PyAny>> {
-        let table = self
-            .table
-            .lock()
-            .take()
-            .ok_or(ApiError::State("the server was already started"))?;
+    ) -> Result<(Arc<AppState>, Option<Arc<Metrics>>), ApiError> {
         let dispatcher = Dispatcher::new(
             lp.get().shared(),
             lp.clone().into_any().unbind(),
@@ -583,56 +458,18 @@ impl Server {
             proxies: self.proxies.clone(),
             middleware,
         });
-        let _guard = runtime::get().enter();
-        let adopted = fd.map(adopt_fd).transpose()?;
-        let (listener, bound): (Listener, Py<PyAny>) = match (adopted, uds) {
-            (Some(socket), _) => match socket.local_addr().map_err(ApiError::Bind)?.as_socket() {
-                Some(local) => {
-                    let l =
-                        tokio::net::TcpListener::from_std(socket.into()).map_err(ApiError::Bind)?;
-                    (
-                        Listener::Tcp(l),
-                        (local.ip().to_string(), local.port())
-                            .into_pyobject(py)?
-                            .into_any()
-                            .unbind(),
-                    )
-                }
-                None => {
-                    let path = socket
-                        .local_addr()?
-                        .as_pathname()
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    let l = tokio::net::UnixListener::from_std(socket.into())
-                        .map_err(ApiError::Bind)?;
-                    (
-                        Listener::Unix(l),
-                        path.into_pyobject(py)?.into_any().unbind(),
-                    )
-                }
-            },
-            (None, Some(path)) => {
-                let std_listener = bind_unix(path, backlog)?;
-                let l = tokio::net::UnixListener::from_std(std_listener).map_err(ApiError::Bind)?;
-                (
-                    Listener::Unix(l),
-                    path.into_pyobject(py)?.into_any().unbind(),
-                )
-            }
-            (None, None) => {
-                let std_listener = bind_tcp(host, port, backlog, reuse_port)?;
-                let local = std_listener.local_addr().map_err(ApiError::Bind)?;
-                let l = tokio::net::TcpListener::from_std(std_listener).map_err(ApiError::Bind)?;
-                (
-                    Listener::Tcp(l),
-                    (local.ip().to_string(), local.port())
-                        .into_pyobject(py)?
-                        .into_any()
-                        .unbind(),
-                )
-            }
-        };
+        Ok((state, metrics))
+    }
+
+    /// Starts accepting on `listener` (and probing the loop's lag, with `metrics`) on
+    /// the runtime, and records how to stop.
+    fn run(
+        &self,
+        lp: &Bound<'_, LoopCore>,
+        listener: Listener,
+        state: Arc<AppState>,
+        metrics: Option<Arc<Metrics>>,
+    ) {
         let stop = Arc::new(Notify::new());
         let done = Arc::new(Notify::new());
         let graceful = Arc::new(Mutex::new(Some(GracefulShutdown::new())));
@@ -663,7 +500,73 @@ impl Server {
             done,
             lp: lp.clone().unbind(),
         });
-        Ok(bound)
+    }
+}
+
+#[pymethods]
+impl Server {
+    /// A server for the routes in `table` with the settings `options` (by default
+    /// [`ServerOptions::default`]); `debug` puts tracebacks in 500 answers;
+    /// `restarts_fd` is the supervisor's shared metrics file (its restart count and
+    /// every worker's metrics, see `metrics/region.rs`); `tls` is the PEM certificate
+    /// chain, key and client CA bundle to serve HTTPS.
+    #[new]
+    #[pyo3(signature = (table, options=None, *, debug=false, restarts_fd=None, tls=None))]
+    fn py_new(
+        table: &RouteTable,
+        options: Option<ServerOptions>,
+        debug: bool,
+        restarts_fd: Option<i32>,
+        tls: Option<PemBundle>,
+    ) -> PyResult<Self> {
+        let options = options.unwrap_or_default();
+        let restarts = restarts_fd.map(dup_fd).transpose()?;
+        Ok(Server {
+            table: Mutex::new(Some(table.take()?)),
+            limits: options.limits()?,
+            max_pending: options.max_pending,
+            sync_threads: options.sync_threads,
+            debug,
+            access_log: options.log_format()?,
+            proxies: options.proxies()?,
+            restarts,
+            ready: Arc::new(AtomicBool::new(false)),
+            served: Arc::new(AtomicU64::new(0)),
+            running: Mutex::new(None),
+            background: Pending::default(),
+            tls: tls
+                .map(|(cert_chain, key, client_ca)| {
+                    Tls::new(&TlsMaterial {
+                        cert_chain: &cert_chain,
+                        key: &key,
+                        client_ca: client_ca.as_deref(),
+                    })
+                })
+                .transpose()?
+                .map(Arc::new),
+        })
+    }
+
+    /// Requests answered so far (every status, native routes included).
+    #[getter]
+    fn requests_served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Adopts the listening socket `fd` (bound by `data_bridge.listener`; duplicated,
+    /// so the caller keeps its own) and starts accepting on the runtime that `lp`
+    /// drives. Returns the address: `(host, port)` or the socket path.
+    fn start(&self, py: Python<'_>, lp: &Bound<'_, LoopCore>, fd: i32) -> PyResult<Py<PyAny>> {
+        let table = self
+            .table
+            .lock()
+            .take()
+            .ok_or(ApiError::State("the server was already started"))?;
+        let (state, metrics) = self.app_state(table, lp)?;
+        let _guard = runtime::get().enter();
+        let (listener, address) = Listener::adopt(fd)?;
+        self.run(lp, listener, state, metrics);
+        address.into_py(py)
     }
 
     /// Replaces the TLS certificate, key and client CA bundle (PEM bytes) for the
@@ -760,7 +663,7 @@ mod tests {
     fn refuses_what_is_not_a_listening_stream_socket() -> Result<(), ApiError> {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
         assert!(adopt_fd(udp.as_raw_fd()).is_err());
-        let unbound = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        let unbound = Socket::new(socket2::Domain::IPV4, Type::STREAM, None)?;
         assert!(adopt_fd(unbound.as_raw_fd()).is_err());
         assert!(adopt_fd(-1).is_err());
         Ok(())

@@ -25,11 +25,11 @@ use crate::endpoint::{CallMode, Endpoint, PyEndpoint};
 use crate::errors::{json_response, ApiError};
 use crate::host;
 use crate::metrics::Metrics;
+use crate::middleware::requestid as request_id;
 use crate::middleware::{Head, Stack};
 use crate::proxy::{Forwarded, TrustedProxies};
 use crate::request::RequestData;
 use crate::request_body::{BodyReadError, RequestBody, TimedIncoming, PREREAD_LIMIT};
-use crate::request_id;
 use crate::router::Router;
 use crate::websocket;
 

@@ -16,6 +16,7 @@
 //!    began; callbacks they schedule wait for the next tick, after the next I/O poll.
 
 use std::collections::VecDeque;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,7 @@ use pyo3::types::PyTuple;
 use crate::clock;
 use crate::errors::LoopError;
 use crate::handle::{Handle, TimerHandle};
-use crate::io::Registry;
+use crate::io::{Registry, Side};
 use crate::runtime;
 use crate::timers::Timers;
 use crate::wake::{Remote, Shared};
@@ -461,5 +462,104 @@ impl LoopCore {
         let mut items = Vec::new();
         self.shared.take_remote(&mut items);
         drop(items);
+    }
+
+    // Readiness callbacks (see `readiness`).
+    /// Calls `callback(*args)` whenever `fd` is readable.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_reader(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<()> {
+        LoopCore::watch(slf, fd, Side::Read, callback, args, false, true).map(drop)
+    }
+
+    /// Like `add_reader`, returning the handle (asyncio's private `_add_reader`).
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_reader(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        LoopCore::watch(slf, fd, Side::Read, callback, args, false, false)
+    }
+
+    /// A reader that only matters while the loop waits (the signal wake-up
+    /// descriptor): it does not make every iteration poll for I/O.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_passive_reader(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        LoopCore::watch(slf, fd, Side::Read, callback, args, true, false)
+    }
+
+    /// Stops watching `fd` for reading; returns whether it was watched.
+    fn remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::unwatch(slf, fd, Side::Read, true)
+    }
+
+    /// Calls `callback(*args)` whenever `fd` is writable.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_writer(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<()> {
+        LoopCore::watch(slf, fd, Side::Write, callback, args, false, true).map(drop)
+    }
+
+    /// Like `add_writer`, returning the handle.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_writer(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        LoopCore::watch(slf, fd, Side::Write, callback, args, false, false)
+    }
+
+    /// Stops watching `fd` for writing; returns whether it was watched.
+    fn remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::unwatch(slf, fd, Side::Write, true)
+    }
+
+    /// Stops watching `fd` for reading, even if a transport owns it (asyncio's private
+    /// `_remove_reader`, for transports themselves).
+    fn _remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::unwatch(slf, fd, Side::Read, false)
+    }
+
+    /// Stops watching `fd` for writing, even if a transport owns it.
+    fn _remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        LoopCore::unwatch(slf, fd, Side::Write, false)
+    }
+
+    /// Records that the Python transport `transport` owns `fd`.
+    fn _claim_fd(slf: &Bound<'_, Self>, fd: RawFd, transport: Py<PyAny>) -> PyResult<()> {
+        slf.get()
+            .state
+            .lock()
+            .io
+            .claim_fd(fd, transport)
+            .map_err(Into::into)
+    }
+
+    /// Forgets the owner of `fd`.
+    fn _release_fd(slf: &Bound<'_, Self>, fd: RawFd) {
+        let released = slf.get().state.lock().io.release_fd(fd);
+        drop(released);
+    }
+
+    /// The transport object using `fd`, if a native transport does.
+    fn _transport_for_fd(slf: &Bound<'_, Self>, fd: RawFd) -> Option<Py<PyAny>> {
+        slf.get().state.lock().io.fd_owner(slf.py(), fd)
     }
 }

@@ -1,5 +1,8 @@
 //! `add_reader`/`add_writer` and their removal: callbacks that run on every
 //! iteration while a descriptor is readable (writable), and never before.
+//!
+//! The Python methods themselves are in `LoopCore`'s one `#[pymethods]` block
+//! ([`crate::core`]); they call [`LoopCore::watch`] and [`LoopCore::unwatch`] here.
 
 use std::os::fd::RawFd;
 
@@ -48,7 +51,7 @@ impl LoopCore {
         Ok(())
     }
 
-    fn watch(
+    pub(crate) fn watch(
         slf: &Bound<'_, Self>,
         fd: &Bound<'_, PyAny>,
         side: Side,
@@ -88,7 +91,7 @@ impl LoopCore {
         Ok(handle)
     }
 
-    fn unwatch(
+    pub(crate) fn unwatch(
         slf: &Bound<'_, Self>,
         fd: &Bound<'_, PyAny>,
         side: Side,
@@ -115,106 +118,5 @@ impl LoopCore {
             }
             None => Ok(false),
         }
-    }
-}
-
-#[pymethods]
-impl LoopCore {
-    /// Calls `callback(*args)` whenever `fd` is readable.
-    #[pyo3(signature = (fd, callback, *args))]
-    fn add_reader(
-        slf: &Bound<'_, Self>,
-        fd: &Bound<'_, PyAny>,
-        callback: Py<PyAny>,
-        args: Py<PyTuple>,
-    ) -> PyResult<()> {
-        LoopCore::watch(slf, fd, Side::Read, callback, args, false, true).map(drop)
-    }
-
-    /// Like `add_reader`, returning the handle (asyncio's private `_add_reader`).
-    #[pyo3(signature = (fd, callback, *args))]
-    fn _add_reader(
-        slf: &Bound<'_, Self>,
-        fd: &Bound<'_, PyAny>,
-        callback: Py<PyAny>,
-        args: Py<PyTuple>,
-    ) -> PyResult<Py<Handle>> {
-        LoopCore::watch(slf, fd, Side::Read, callback, args, false, false)
-    }
-
-    /// A reader that only matters while the loop waits (the signal wake-up
-    /// descriptor): it does not make every iteration poll for I/O.
-    #[pyo3(signature = (fd, callback, *args))]
-    fn _add_passive_reader(
-        slf: &Bound<'_, Self>,
-        fd: &Bound<'_, PyAny>,
-        callback: Py<PyAny>,
-        args: Py<PyTuple>,
-    ) -> PyResult<Py<Handle>> {
-        LoopCore::watch(slf, fd, Side::Read, callback, args, true, false)
-    }
-
-    /// Stops watching `fd` for reading; returns whether it was watched.
-    fn remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
-        LoopCore::unwatch(slf, fd, Side::Read, true)
-    }
-
-    /// Calls `callback(*args)` whenever `fd` is writable.
-    #[pyo3(signature = (fd, callback, *args))]
-    fn add_writer(
-        slf: &Bound<'_, Self>,
-        fd: &Bound<'_, PyAny>,
-        callback: Py<PyAny>,
-        args: Py<PyTuple>,
-    ) -> PyResult<()> {
-        LoopCore::watch(slf, fd, Side::Write, callback, args, false, true).map(drop)
-    }
-
-    /// Like `add_writer`, returning the handle.
-    #[pyo3(signature = (fd, callback, *args))]
-    fn _add_writer(
-        slf: &Bound<'_, Self>,
-        fd: &Bound<'_, PyAny>,
-        callback: Py<PyAny>,
-        args: Py<PyTuple>,
-    ) -> PyResult<Py<Handle>> {
-        LoopCore::watch(slf, fd, Side::Write, callback, args, false, false)
-    }
-
-    /// Stops watching `fd` for writing; returns whether it was watched.
-    fn remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
-        LoopCore::unwatch(slf, fd, Side::Write, true)
-    }
-
-    /// Stops watching `fd` for reading, even if a transport owns it (asyncio's private
-    /// `_remove_reader`, for transports themselves).
-    fn _remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
-        LoopCore::unwatch(slf, fd, Side::Read, false)
-    }
-
-    /// Stops watching `fd` for writing, even if a transport owns it.
-    fn _remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
-        LoopCore::unwatch(slf, fd, Side::Write, false)
-    }
-
-    /// Records that the Python transport `transport` owns `fd`.
-    fn _claim_fd(slf: &Bound<'_, Self>, fd: RawFd, transport: Py<PyAny>) -> PyResult<()> {
-        slf.get()
-            .state
-            .lock()
-            .io
-            .claim_fd(fd, transport)
-            .map_err(Into::into)
-    }
-
-    /// Forgets the owner of `fd`.
-    fn _release_fd(slf: &Bound<'_, Self>, fd: RawFd) {
-        let released = slf.get().state.lock().io.release_fd(fd);
-        drop(released);
-    }
-
-    /// The transport object using `fd`, if a native transport does.
-    fn _transport_for_fd(slf: &Bound<'_, Self>, fd: RawFd) -> Option<Py<PyAny>> {
-        slf.get().state.lock().io.fd_owner(slf.py(), fd)
     }
 }

@@ -19,18 +19,17 @@ import re
 from collections.abc import Collection
 from typing import Any
 
+from data_bridge._native import CorsOptions
 from data_bridge.middleware.native import NativeMiddleware
 
 __all__ = ["ALL_METHODS", "SAFELISTED_HEADERS", "CORSMiddleware"]
 
-ALL_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY")
-SAFELISTED_HEADERS = {"Accept", "Accept-Language", "Content-Language", "Content-Type"}
+ALL_METHODS = tuple(CorsOptions.ALL_METHODS)
+SAFELISTED_HEADERS = set(CorsOptions.SAFELISTED_HEADERS)
 
 
 class CORSMiddleware(NativeMiddleware):
     """Cross-origin resource sharing, with the options of Starlette's class."""
-
-    kind = "cors"
 
     def __init__(
         self,
@@ -44,7 +43,6 @@ class CORSMiddleware(NativeMiddleware):
         expose_headers: Collection[str] = (),
         max_age: int = 600,
     ) -> None:
-        super().__init__(app)
         if allow_credentials and "*" in allow_origins:
             # Every origin would be echoed back with credentials allowed, ``null``
             # included: any page could read a signed-in user's responses.
@@ -63,15 +61,14 @@ class CORSMiddleware(NativeMiddleware):
         self.allow_private_network = bool(allow_private_network)
         self.expose_headers = list(expose_headers)
         self.max_age = int(max_age)
-
-    def native_options(self) -> dict[str, Any]:
-        return {
-            "allow_origins": self.allow_origins,
-            "allow_methods": self.allow_methods,
-            "allow_headers": self.allow_headers,
-            "allow_credentials": self.allow_credentials,
-            "allow_origin_regex": self.allow_origin_regex,
-            "allow_private_network": self.allow_private_network,
-            "expose_headers": self.expose_headers,
-            "max_age": self.max_age,
-        }
+        options = CorsOptions(
+            allow_origins=self.allow_origins,
+            allow_methods=self.allow_methods,
+            allow_headers=self.allow_headers,
+            allow_credentials=self.allow_credentials,
+            allow_origin_regex=self.allow_origin_regex,
+            allow_private_network=self.allow_private_network,
+            expose_headers=self.expose_headers,
+            max_age=self.max_age,
+        )
+        super().__init__(app, options)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from data_bridge._native import HttpsRedirectOptions
 from data_bridge.middleware.native import NativeMiddleware
 
 __all__ = ["HTTPSRedirectMiddleware"]
@@ -16,7 +17,5 @@ __all__ = ["HTTPSRedirectMiddleware"]
 class HTTPSRedirectMiddleware(NativeMiddleware):
     """Redirects every plain-HTTP request to HTTPS."""
 
-    kind = "https_redirect"
-
-    def native_options(self) -> dict[str, Any]:
-        return {}
+    def __init__(self, app: Any = None) -> None:
+        super().__init__(app, HttpsRedirectOptions())

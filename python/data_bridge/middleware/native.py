@@ -1,17 +1,34 @@
 """The base of the built-in middleware, which the server runs in Rust.
 
-An instance only holds its options: ``App.route_table()`` hands them to the native
-route table (``RouteTable.add_middleware(kind, options)``), outermost first, and the
-server runs the layers without the GIL. ``app.add_middleware`` also accepts Starlette's
-own classes of the same names and uses the built-in equivalent.
+An instance holds its options as the typed native struct of its layer
+(``_native.CorsOptions``, ...; building it checks them, so a bad option fails when the
+middleware is added): ``App.route_table()`` hands them to the native route table
+(``RouteTable.add_middleware(options)``), outermost first, and the server runs the
+layers without the GIL. Each module has the name of its Rust layer
+(``crates/data-bridge-api/src/middleware/<name>.rs``; ``gzip`` and ``brotli`` share
+``compress``). ``app.add_middleware`` also accepts Starlette's own classes of the same
+names and uses the built-in equivalent.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any, ClassVar
+from typing import Any
 
-__all__ = ["NativeMiddleware", "native_class"]
+from data_bridge._native import (
+    CompressOptions,
+    CorsOptions,
+    HttpsRedirectOptions,
+    RequestIdOptions,
+    TrustedHostOptions,
+)
+
+__all__ = ["NativeMiddleware", "NativeOptions", "native_class"]
+
+#: The options of one built-in layer.
+NativeOptions = (
+    CorsOptions | CompressOptions | TrustedHostOptions | HttpsRedirectOptions | RequestIdOptions
+)
 
 # Starlette's classes (``fastapi.middleware.*`` re-exports them) and their equivalents.
 STARLETTE_EQUIVALENTS = {
@@ -28,17 +45,13 @@ class NativeMiddleware:
     """A middleware layer run by the server in Rust. ``app`` is accepted (and ignored)
     so that the classes can be built as Starlette's are, ``cls(app, **options)``."""
 
-    kind: ClassVar[str]
-
-    def __init__(self, app: Any = None) -> None:
+    def __init__(self, app: Any, options: NativeOptions) -> None:
         self.app = app
-
-    def native_options(self) -> dict[str, Any]:
-        """The options as the native layer reads them."""
-        raise NotImplementedError  # pragma: no cover
+        self.options = options
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(**{self.native_options()!r})"
+        shown = {k: v for k, v in vars(self).items() if k not in ("app", "options")}
+        return f"{type(self).__name__}(**{shown!r})"
 
 
 def native_class(cls: type[Any]) -> type[NativeMiddleware] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from data_bridge._native import RequestIdOptions
 from data_bridge.middleware.native import NativeMiddleware
 
 __all__ = ["RequestIDMiddleware"]
@@ -20,11 +21,6 @@ __all__ = ["RequestIDMiddleware"]
 class RequestIDMiddleware(NativeMiddleware):
     """Assigns request ids in ``header_name``."""
 
-    kind = "request_id"
-
     def __init__(self, app: Any = None, header_name: str = "X-Request-ID") -> None:
-        super().__init__(app)
         self.header_name = header_name
-
-    def native_options(self) -> dict[str, Any]:
-        return {"header_name": self.header_name.lower()}
+        super().__init__(app, RequestIdOptions(header_name=header_name.lower()))

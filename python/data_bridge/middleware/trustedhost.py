@@ -11,17 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from data_bridge._native import TrustedHostOptions
 from data_bridge.middleware.native import NativeMiddleware
 
 __all__ = ["ENFORCE_DOMAIN_WILDCARD", "TrustedHostMiddleware"]
 
-ENFORCE_DOMAIN_WILDCARD = "Domain wildcard patterns must be like '*.example.com'."
+ENFORCE_DOMAIN_WILDCARD = TrustedHostOptions.ENFORCE_DOMAIN_WILDCARD
 
 
 class TrustedHostMiddleware(NativeMiddleware):
     """Refuses requests for hosts not in ``allowed_hosts`` (default: any host)."""
-
-    kind = "trusted_host"
 
     def __init__(
         self,
@@ -29,15 +28,10 @@ class TrustedHostMiddleware(NativeMiddleware):
         allowed_hosts: Sequence[str] | None = None,
         www_redirect: bool = True,
     ) -> None:
-        super().__init__(app)
-        hosts = ["*"] if allowed_hosts is None else list(allowed_hosts)
-        for pattern in hosts:
-            if "*" in pattern[1:] or (
-                pattern.startswith("*") and pattern != "*" and not pattern.startswith("*.")
-            ):
-                raise ValueError(ENFORCE_DOMAIN_WILDCARD)
-        self.allowed_hosts = hosts
+        self.allowed_hosts = ["*"] if allowed_hosts is None else list(allowed_hosts)
         self.www_redirect = bool(www_redirect)
-
-    def native_options(self) -> dict[str, Any]:
-        return {"allowed_hosts": self.allowed_hosts, "www_redirect": self.www_redirect}
+        # Building the options checks the patterns (ENFORCE_DOMAIN_WILDCARD).
+        options = TrustedHostOptions(
+            allowed_hosts=self.allowed_hosts, www_redirect=self.www_redirect
+        )
+        super().__init__(app, options)

@@ -20,9 +20,8 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::body::{Body as _, Frame, SizeHint};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
-use super::{add_vary, latin1, option};
+use super::{add_vary, latin1};
 use crate::body::{Body, BoxError};
 
 /// Brotli's window (`lgwin`), as the `brotli` Python package's default.
@@ -43,6 +42,51 @@ impl Encoding {
             Encoding::Gzip => "gzip",
             Encoding::Brotli => "br",
         }
+    }
+}
+
+/// What `GZipMiddleware` or `BrotliMiddleware` passes to the server
+/// (`data_bridge._native.CompressOptions`), every option given (the Python classes
+/// hold the defaults). Building one checks the codings.
+#[pyclass(module = "data_bridge._native", frozen, get_all, from_py_object)]
+#[derive(Clone, Debug)]
+pub struct CompressOptions {
+    /// The content codings to use, preferred first: `"gzip"` and `"br"`.
+    pub encodings: Vec<String>,
+    /// Bodies known to be smaller are left alone.
+    pub minimum_size: usize,
+    /// Whole bodies this large are compressed off the connection's task.
+    pub thread_minimum_size: usize,
+    /// zlib's level, 0-9 (below 0: zlib's default, 6).
+    pub gzip_level: i32,
+    /// Brotli's quality, 0-11.
+    pub brotli_quality: u32,
+    /// Media types left alone (`major/*` wildcards allowed; parameters ignored).
+    pub exclude_content_types: Vec<String>,
+}
+
+#[pymethods]
+impl CompressOptions {
+    #[new]
+    #[pyo3(signature = (*, encodings, minimum_size, thread_minimum_size, gzip_level, brotli_quality, exclude_content_types))]
+    fn py_new(
+        encodings: Vec<String>,
+        minimum_size: usize,
+        thread_minimum_size: usize,
+        gzip_level: i32,
+        brotli_quality: u32,
+        exclude_content_types: Vec<String>,
+    ) -> PyResult<Self> {
+        let options = CompressOptions {
+            encodings,
+            minimum_size,
+            thread_minimum_size,
+            gzip_level,
+            brotli_quality,
+            exclude_content_types,
+        };
+        Compress::from_options(&options)?;
+        Ok(options)
     }
 }
 
@@ -98,10 +142,10 @@ impl Compress {
         }
     }
 
-    /// The layer for the options `GZipMiddleware` or `BrotliMiddleware` collected.
-    pub fn from_options(options: &Bound<'_, PyDict>) -> PyResult<Compress> {
-        let names: Vec<String> = option(options, "encodings")?;
-        let encodings = names
+    /// The layer for the options `GZipMiddleware` or `BrotliMiddleware` passed.
+    pub fn from_options(options: &CompressOptions) -> PyResult<Compress> {
+        let encodings = options
+            .encodings
             .iter()
             .map(|n| match n.as_str() {
                 "gzip" => Ok(Encoding::Gzip),
@@ -111,17 +155,19 @@ impl Compress {
                 ))),
             })
             .collect::<PyResult<_>>()?;
-        let level: i32 = option(options, "gzip_level")?;
         // zlib's -1 is its default level.
-        let level = if level < 0 { 6 } else { level.unsigned_abs() };
-        let exclude: Vec<String> = option(options, "exclude_content_types")?;
+        let level = if options.gzip_level < 0 {
+            6
+        } else {
+            options.gzip_level.unsigned_abs()
+        };
         Ok(Compress::new(
             encodings,
-            option(options, "minimum_size")?,
-            option(options, "thread_minimum_size")?,
+            options.minimum_size,
+            options.thread_minimum_size,
             level,
-            option(options, "brotli_quality")?,
-            &exclude,
+            options.brotli_quality,
+            &options.exclude_content_types,
         ))
     }
 

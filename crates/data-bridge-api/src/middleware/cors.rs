@@ -7,10 +7,9 @@
 use http::{header, HeaderName, HeaderValue, Method, Response, StatusCode};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 use regex::Regex;
 
-use super::{add_vary, latin1, option, plain_text, Head};
+use super::{add_vary, latin1, plain_text, Head};
 use crate::body::Body;
 
 /// The methods `allow_methods=["*"]` stands for (Starlette's list).
@@ -37,6 +36,70 @@ const ALLOW_PRIVATE_NETWORK: HeaderName =
     HeaderName::from_static("access-control-allow-private-network");
 
 type Headers = Vec<(HeaderName, HeaderValue)>;
+
+/// What `CORSMiddleware` passes to the server (`data_bridge._native.CorsOptions`):
+/// Starlette's options, every one given (the Python class holds the defaults).
+///
+/// Building one checks it: a bad `allow_origin_regex` or header value is a
+/// `ValueError` when the middleware is added, not when the server starts.
+#[pyclass(module = "data_bridge._native", frozen, get_all, from_py_object)]
+#[derive(Clone, Debug)]
+pub struct CorsOptions {
+    /// Origins allowed (`*`: any).
+    pub allow_origins: Vec<String>,
+    /// Methods a preflight may ask for (`*`: Starlette's list).
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for (`*`: any).
+    pub allow_headers: Vec<String>,
+    /// Whether credentialed requests are allowed.
+    pub allow_credentials: bool,
+    /// A regular expression (Rust `regex` syntax) that allowed origins match whole.
+    pub allow_origin_regex: Option<String>,
+    /// Whether `Access-Control-Request-Private-Network` is granted.
+    pub allow_private_network: bool,
+    /// Response headers the browser may show the page.
+    pub expose_headers: Vec<String>,
+    /// How long a preflight answer may be cached, in seconds.
+    pub max_age: u64,
+}
+
+#[pymethods]
+impl CorsOptions {
+    /// The methods `allow_methods=["*"]` stands for (Python's `cors.ALL_METHODS`).
+    #[classattr]
+    const ALL_METHODS: [&'static str; 8] = ALL_METHODS;
+
+    /// Request headers a preflight may always ask for (`cors.SAFELISTED_HEADERS`).
+    #[classattr]
+    const SAFELISTED_HEADERS: [&'static str; 4] = SAFELISTED_HEADERS;
+
+    #[new]
+    #[pyo3(signature = (*, allow_origins, allow_methods, allow_headers, allow_credentials, allow_origin_regex, allow_private_network, expose_headers, max_age))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        allow_origins: Vec<String>,
+        allow_methods: Vec<String>,
+        allow_headers: Vec<String>,
+        allow_credentials: bool,
+        allow_origin_regex: Option<String>,
+        allow_private_network: bool,
+        expose_headers: Vec<String>,
+        max_age: u64,
+    ) -> PyResult<Self> {
+        let options = CorsOptions {
+            allow_origins,
+            allow_methods,
+            allow_headers,
+            allow_credentials,
+            allow_origin_regex,
+            allow_private_network,
+            expose_headers,
+            max_age,
+        };
+        Cors::from_options(&options)?;
+        Ok(options)
+    }
+}
 
 /// A configured CORS policy.
 pub struct Cors {
@@ -154,18 +217,18 @@ impl Cors {
         })
     }
 
-    /// The policy for the options `CORSMiddleware` collected.
-    pub fn from_options(options: &Bound<'_, PyDict>) -> PyResult<Cors> {
-        let regex: Option<String> = option(options, "allow_origin_regex")?;
+    /// The policy for the options `CORSMiddleware` passed.
+    pub fn from_options(options: &CorsOptions) -> PyResult<Cors> {
+        let o = options.clone();
         Cors::new(
-            option(options, "allow_origins")?,
-            option(options, "allow_methods")?,
-            option(options, "allow_headers")?,
-            option(options, "allow_credentials")?,
-            regex.as_deref(),
-            option(options, "allow_private_network")?,
-            option(options, "expose_headers")?,
-            option(options, "max_age")?,
+            o.allow_origins,
+            o.allow_methods,
+            o.allow_headers,
+            o.allow_credentials,
+            o.allow_origin_regex.as_deref(),
+            o.allow_private_network,
+            o.expose_headers,
+            o.max_age,
         )
     }
 

@@ -1,8 +1,11 @@
 //! Built-in middleware that runs in Rust: CORS ([`cors`]), response compression
-//! ([`compress`]), trusted hosts and the HTTPS redirect ([`hosts`]), and request ids.
+//! ([`compress`]), trusted hosts ([`trustedhost`]), the HTTPS redirect
+//! ([`httpsredirect`]) and request ids ([`requestid`]). Each file has the name of the
+//! Python module of its class (`python/data_bridge/middleware/<name>.py`) and holds
+//! the typed options that class passes (`CorsOptions`, ...).
 //!
 //! Python declares the layers once, on the route table
-//! (`RouteTable.add_middleware(kind, options)`, outermost first), and the server runs
+//! (`RouteTable.add_middleware(options)`, outermost first), and the server runs
 //! them around every request without the GIL: Python routes, native routes and the
 //! server's own `404`/`405` answers alike. On the way in ([`Stack::enter`]) each layer,
 //! outermost first, may answer the request itself (a CORS preflight, a bad host, a
@@ -19,21 +22,37 @@
 
 pub mod compress;
 pub mod cors;
-pub mod hosts;
+pub mod httpsredirect;
+pub mod requestid;
+pub mod trustedhost;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use crate::body::Body;
-use crate::request_id;
-use crate::routes::RouteTable;
 
-use self::compress::{Compress, Encoding};
-use self::cors::Cors;
-use self::hosts::{HttpsRedirect, TrustedHosts};
+use self::compress::{Compress, CompressOptions, Encoding};
+use self::cors::{Cors, CorsOptions};
+use self::httpsredirect::{HttpsRedirect, HttpsRedirectOptions};
+use self::requestid::RequestIdOptions;
+use self::trustedhost::{TrustedHostOptions, TrustedHosts};
+
+/// The options of one built-in layer, as its Python class passes them to
+/// `RouteTable.add_middleware`.
+#[derive(FromPyObject)]
+pub enum MiddlewareOptions {
+    /// `CORSMiddleware`.
+    Cors(CorsOptions),
+    /// `GZipMiddleware` and `BrotliMiddleware`.
+    Compress(CompressOptions),
+    /// `TrustedHostMiddleware`.
+    TrustedHost(TrustedHostOptions),
+    /// `HTTPSRedirectMiddleware`.
+    HttpsRedirect(HttpsRedirectOptions),
+    /// `RequestIDMiddleware`.
+    RequestId(RequestIdOptions),
+}
 
 /// What a layer sees of a request on the way in.
 pub struct Head<'a> {
@@ -89,7 +108,7 @@ impl Stack {
     pub fn request_id_header(&self, logging: bool) -> Option<&HeaderName> {
         self.request_id
             .as_ref()
-            .or(logging.then_some(&request_id::HEADER))
+            .or(logging.then_some(&requestid::HEADER))
     }
 
     /// Runs the layers' way in, outermost first, until one answers.
@@ -122,25 +141,22 @@ impl Stack {
         }
     }
 
-    /// Adds `layer` inside the ones already declared.
-    fn push(&mut self, kind: &str, options: &Bound<'_, PyDict>) -> PyResult<()> {
-        let layer = match kind {
-            "cors" => Layer::Cors(Cors::from_options(options)?),
-            "compress" => Layer::Compress(Compress::from_options(options)?),
-            "trusted_host" => Layer::TrustedHost(TrustedHosts::from_options(options)?),
-            "https_redirect" => Layer::HttpsRedirect(HttpsRedirect),
-            "request_id" => {
-                let name: String = option(options, "header_name")?;
-                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    PyValueError::new_err(format!("bad request id header name {name:?}"))
-                })?;
-                self.request_id = Some(name);
-                return Ok(());
+    /// Adds the layer `options` describe inside the ones already declared.
+    pub fn push(&mut self, options: MiddlewareOptions) -> PyResult<()> {
+        let layer = match options {
+            MiddlewareOptions::Cors(o) => Layer::Cors(Cors::from_options(&o)?),
+            MiddlewareOptions::Compress(o) => Layer::Compress(Compress::from_options(&o)?),
+            MiddlewareOptions::TrustedHost(o) => {
+                Layer::TrustedHost(TrustedHosts::from_options(&o)?)
             }
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown native middleware {other:?}"
-                )))
+            MiddlewareOptions::HttpsRedirect(HttpsRedirectOptions) => {
+                Layer::HttpsRedirect(HttpsRedirect)
+            }
+            // Not a layer: the id is assigned before any layer runs, wherever the
+            // middleware was added.
+            MiddlewareOptions::RequestId(o) => {
+                self.request_id = Some(o.header_name);
+                return Ok(());
             }
         };
         self.layers.push(layer);
@@ -161,17 +177,6 @@ impl Pass<'_> {
     }
 }
 
-/// The option `key`, which the Python class always passes.
-pub(crate) fn option<'py, T>(options: &Bound<'py, PyDict>, key: &str) -> PyResult<T>
-where
-    T: FromPyObjectOwned<'py>,
-{
-    let value = options
-        .get_item(key)?
-        .ok_or_else(|| PyValueError::new_err(format!("missing middleware option {key:?}")))?;
-    value.extract::<T>().map_err(Into::into)
-}
-
 /// A `text/plain` response, as Starlette's `PlainTextResponse`.
 pub(crate) fn plain_text(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
     let mut resp = Response::new(Body::full(text.into()));
@@ -181,6 +186,29 @@ pub(crate) fn plain_text(status: StatusCode, text: impl Into<Bytes>) -> Response
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+/// The body of the `400` for a host that is not allowed.
+pub(crate) const INVALID_HOST: &str = "Invalid host header";
+
+/// The path and query the request was sent to.
+pub(crate) fn target_of<'a>(head: &Head<'a>) -> &'a str {
+    head.uri
+        .path_and_query()
+        .map_or_else(|| head.uri.path(), |pq| pq.as_str())
+}
+
+/// A `307 Temporary Redirect` to `location`, as Starlette's `RedirectResponse`.
+pub(crate) fn redirect(location: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+            resp
+        }
+        Err(_) => plain_text(StatusCode::BAD_REQUEST, INVALID_HOST),
+    }
 }
 
 /// Adds `token` to the response's `Vary`, merging what is there into one header.
@@ -201,13 +229,36 @@ pub(crate) fn latin1(value: &HeaderValue) -> String {
     value.as_bytes().iter().map(|&b| char::from(b)).collect()
 }
 
-#[pymethods]
-impl RouteTable {
-    /// Adds a built-in middleware layer inside those already added: `kind` is
-    /// `"cors"`, `"compress"`, `"trusted_host"`, `"https_redirect"` or `"request_id"`,
-    /// with the options its Python class collected.
-    fn add_middleware(&self, kind: &str, options: &Bound<'_, PyDict>) -> PyResult<()> {
-        self.with_middleware(|stack| stack.push(kind, options))
+/// Builders the layers' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use http::{header, HeaderMap, HeaderValue, Method, Uri};
+
+    use super::Head;
+
+    /// A `GET` of `uri` with `headers`, sent to their `Host` over `scheme`.
+    pub(crate) fn head_for<'a>(
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        scheme: &'static str,
+    ) -> Head<'a> {
+        Head {
+            method: &Method::GET,
+            uri,
+            headers,
+            scheme,
+            host: headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(""),
+        }
+    }
+
+    /// Headers with just `Host: value`.
+    pub(crate) fn host(value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static(value));
+        h
     }
 }
 
@@ -230,7 +281,7 @@ mod tests {
     fn request_ids_follow_the_middleware_or_the_access_log() {
         let stack = Stack::default();
         assert_eq!(stack.request_id_header(false), None);
-        assert_eq!(stack.request_id_header(true), Some(&request_id::HEADER));
+        assert_eq!(stack.request_id_header(true), Some(&requestid::HEADER));
         let stack = Stack {
             request_id: Some(HeaderName::from_static("x-correlation-id")),
             ..Stack::default()

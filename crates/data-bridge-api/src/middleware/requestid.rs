@@ -1,12 +1,44 @@
 //! Request ids: the client's (or the proxy's) `X-Request-ID` when it is usable, else a
 //! new one, so that a line in the access log, the handler's own logs (it sees the id
 //! in `request.headers`) and the client's response (`x-request-id`) can be matched.
+//!
+//! Ids are assigned in the header `RequestIDMiddleware` names, else in
+//! [`HEADER`] when the access log is on (see [`super::Stack::request_id_header`]).
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// What `RequestIDMiddleware` passes to the server
+/// (`data_bridge._native.RequestIdOptions`). Building one checks the header name.
+#[pyclass(module = "data_bridge._native", frozen, from_py_object)]
+#[derive(Clone, Debug)]
+pub struct RequestIdOptions {
+    /// The header carrying the id (lower case).
+    pub header_name: HeaderName,
+}
+
+#[pymethods]
+impl RequestIdOptions {
+    #[new]
+    #[pyo3(signature = (*, header_name))]
+    fn py_new(header_name: &str) -> PyResult<Self> {
+        let header_name = HeaderName::from_bytes(header_name.as_bytes()).map_err(|_| {
+            PyValueError::new_err(format!("bad request id header name {header_name:?}"))
+        })?;
+        Ok(RequestIdOptions { header_name })
+    }
+
+    /// The header carrying the id, in lower case.
+    #[getter]
+    fn header_name(&self) -> &str {
+        self.header_name.as_str()
+    }
+}
 
 /// The header carrying the id, in requests and responses.
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
