@@ -15,7 +15,6 @@ use http::{HeaderValue, Method, Response, Version};
 use crate::access_log::{AccessLog, Record};
 use crate::body::{Body, BodyObserver};
 use crate::metrics::Metrics;
-use crate::service::AppState;
 
 /// Status recorded for a request whose client went away before it was answered.
 pub const CLIENT_CLOSED: u16 = 499;
@@ -38,7 +37,7 @@ impl Observers {
 
 /// One request being recorded.
 pub struct Completion {
-    state: Arc<AppState>,
+    observers: Arc<Observers>,
     start: Instant,
     time: SystemTime,
     method: Method,
@@ -57,19 +56,19 @@ pub struct Completion {
 }
 
 impl Completion {
-    /// Starts recording a request.
+    /// Starts recording a request for `observers`.
     pub fn start(
-        state: Arc<AppState>,
+        observers: Arc<Observers>,
         method: &Method,
         version: Version,
         target: Option<String>,
         client: Option<SocketAddr>,
     ) -> Self {
-        if let Some(m) = &state.observers.metrics {
+        if let Some(m) = &observers.metrics {
             m.started();
         }
         Completion {
-            state,
+            observers,
             start: Instant::now(),
             time: SystemTime::now(),
             method: method.clone(),
@@ -92,7 +91,7 @@ impl Completion {
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        let observers = &self.state.observers;
+        let observers = &self.observers;
         let status = self.status.unwrap_or(CLIENT_CLOSED);
         let elapsed = self.start.elapsed();
         if let Some(m) = &observers.metrics {

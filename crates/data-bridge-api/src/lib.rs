@@ -10,6 +10,10 @@
 //! ([`completion`]), forwarded headers from trusted proxies are applied by [`proxy`],
 //! and the built-in [`middleware`] (CORS, compression, trusted hosts, HTTPS redirect,
 //! request ids) wraps every request.
+//!
+//! The request path is [`service`], also a `tower::Service` that tests drive without a
+//! socket. Everything Rust hands to the event loop (handler starts, results, streamed
+//! chunks, cancellations) goes through PyLoop's bridge, `data_bridge_pyloop::bridge`.
 
 pub mod access_log;
 pub mod background;

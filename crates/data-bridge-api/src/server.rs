@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use data_bridge_pyloop::bridge::LoopHandle;
 use data_bridge_pyloop::wake::Remote;
 use data_bridge_pyloop::{runtime, LoopCore};
 use hyper::service::service_fn;
@@ -576,10 +577,10 @@ impl Server {
             limits: self.limits.clone(),
             ready: self.ready.clone(),
             served: self.served.clone(),
-            observers: Observers {
+            observers: Arc::new(Observers {
                 metrics: metrics.clone(),
                 access_log,
-            },
+            }),
             proxies: self.proxies.clone(),
             middleware,
         });
@@ -698,17 +699,13 @@ impl Server {
             .take()
             .ok_or(ApiError::State("the server is not running"))?;
         self.ready.store(false, Ordering::Release);
-        let lp = running.lp.bind(py);
-        let future = lp.call_method0("create_future")?.unbind();
-        let shared = lp.get().shared();
-        let lp_ref = running.lp.clone_ref(py);
-        let fut_ref = future.clone_ref(py);
+        let handle = LoopHandle::new(running.lp.bind(py));
+        let (future, finished) = handle.create_future(py)?;
+        let lp = running.lp.clone_ref(py);
         let graceful = running.graceful.lock().take();
         running.stop.notify_one();
         let done = running.done.clone();
         let kill = running.kill;
-        let lp_for_task = Arc::new(lp_ref);
-        let fut_for_task = Arc::new(fut_ref);
         runtime::get().spawn(async move {
             done.notified().await;
             // Hyper's graceful shutdown closes an HTTP/1 connection that has not yet
@@ -722,19 +719,12 @@ impl Server {
             }
             // Whatever is still running after the grace period is cut off.
             let _ = kill.send(true);
-            shared.push_remote(Remote::Call(Box::new(move |py| {
-                lp_for_task.get().release_external();
-                let fut = fut_for_task.bind(py);
-                if !fut
-                    .call_method0("done")
-                    .and_then(|d| d.is_truthy())
-                    .unwrap_or(true)
-                {
-                    let _ = fut.call_method1("set_result", (py.None(),));
-                }
-            })));
+            // Queued in order: the loop stops polling for this server before the
+            // awaiter of the shutdown resumes (both run in the same tick).
+            handle.call(move |py| lp.bind(py).get().release_external());
+            finished.resolve_none();
         });
-        Ok(future)
+        Ok(future.unbind())
     }
 }
 
