@@ -428,7 +428,6 @@ mod tests {
     use std::time::Duration;
 
     use data_bridge_pyloop::wake::Remote;
-    use http::StatusCode;
 
     use super::*;
     use crate::request::Origin;
@@ -450,17 +449,7 @@ mod tests {
     }
 
     fn endpoint(timeout: Option<Duration>) -> Arc<PyEndpoint> {
-        Python::attach(|py| {
-            Arc::new(PyEndpoint {
-                func: py.None(),
-                is_async: true,
-                mode: CallMode::NoArgs,
-                converters: Vec::new(),
-                timeout,
-                status: StatusCode::OK,
-                buffer_body: false,
-            })
-        })
+        Python::attach(|py| Arc::new(PyEndpoint::stub(py, CallMode::NoArgs, timeout)))
     }
 
     fn data() -> RequestData {

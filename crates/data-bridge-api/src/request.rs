@@ -232,8 +232,6 @@ impl PyRequest {
 mod tests {
     use std::time::Duration;
 
-    use http::StatusCode;
-
     use super::*;
 
     fn origin() -> Origin {
@@ -246,15 +244,10 @@ mod tests {
     }
 
     fn endpoint(py: Python<'_>, converters: Vec<(String, Py<PyAny>)>) -> Arc<PyEndpoint> {
-        Arc::new(PyEndpoint {
-            func: py.None(),
-            is_async: true,
-            mode: crate::endpoint::CallMode::Request,
-            converters,
-            timeout: Some(Duration::from_secs(1)),
-            status: StatusCode::OK,
-            buffer_body: false,
-        })
+        let mode = crate::endpoint::CallMode::Request;
+        let mut ep = PyEndpoint::stub(py, mode, Some(Duration::from_secs(1)));
+        ep.converters = converters;
+        Arc::new(ep)
     }
 
     fn head(version: Version) -> Parts {

@@ -373,6 +373,23 @@ fn deliver(done: LoopFuture, slot: Arc<Mutex<Read>>, read: (Box<Wire>, Outcome))
     );
 }
 
+/// A body whose client never sends a byte (for tests of the body timeout).
+#[cfg(test)]
+pub(crate) struct Silent;
+
+#[cfg(test)]
+impl HttpBody for Silent {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
@@ -382,21 +399,6 @@ mod tests {
     use http_body_util::StreamBody;
 
     use super::*;
-
-    /// A body whose client never sends a byte.
-    struct Silent;
-
-    impl HttpBody for Silent {
-        type Data = Bytes;
-        type Error = Infallible;
-
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            Poll::Pending
-        }
-    }
 
     fn frames(chunks: &[&'static [u8]]) -> impl IncomingBody {
         let mut frames: Vec<Result<Frame<Bytes>, Infallible>> = Vec::new();

@@ -414,35 +414,18 @@ mod tests {
     //! Rust decides before or around them: native answers, limits, timeouts and the
     //! cancellations queued for the loop.
 
-    use std::convert::Infallible;
-
     use bytes::Bytes;
     use data_bridge_pyloop::wake::{Remote, Shared};
     use http::{header, HeaderValue, Method, Request, StatusCode, Version};
     use http_body_util::{BodyExt, Empty, Full};
-    use hyper::body::Frame;
     use pyo3::prelude::*;
     use tower::ServiceExt;
 
     use super::*;
     use crate::background::Pending;
     use crate::endpoint::{CallMode, Constant};
+    use crate::request_body::Silent;
     use crate::websocket::WsLimits;
-
-    /// A body whose client never sends a byte.
-    struct Silent;
-
-    impl HttpBody for Silent {
-        type Data = Bytes;
-        type Error = Infallible;
-
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            Poll::Pending
-        }
-    }
 
     struct App {
         state: Arc<AppState>,
@@ -463,18 +446,6 @@ mod tests {
         }
     }
 
-    fn python_endpoint(py: Python<'_>, mode: CallMode, timeout: Option<Duration>) -> PyEndpoint {
-        PyEndpoint {
-            func: py.None(),
-            is_async: true,
-            mode,
-            converters: Vec::new(),
-            timeout,
-            status: StatusCode::OK,
-            buffer_body: false,
-        }
-    }
-
     /// An app with native routes, Python routes (never run) and a WebSocket route;
     /// at most `max_pending` units of Python work.
     fn app(max_pending: usize) -> Result<App, ApiError> {
@@ -489,18 +460,18 @@ mod tests {
                 Bytes::from_static(b"hello"),
             );
             router.add(&["GET"], "/hello", &[], Endpoint::Constant(Arc::new(hello)))?;
-            let with_request = python_endpoint(py, CallMode::Request, None);
+            let with_request = PyEndpoint::stub(py, CallMode::Request, None);
             router.add(
                 &["POST"],
                 "/upload",
                 &[],
                 Endpoint::Python(Arc::new(with_request)),
             )?;
-            let no_args = python_endpoint(py, CallMode::NoArgs, None);
+            let no_args = PyEndpoint::stub(py, CallMode::NoArgs, None);
             router.add(&["POST"], "/form", &[], Endpoint::Python(Arc::new(no_args)))?;
-            let slow = python_endpoint(py, CallMode::NoArgs, Some(Duration::from_secs(1)));
+            let slow = PyEndpoint::stub(py, CallMode::NoArgs, Some(Duration::from_secs(1)));
             router.add(&["GET"], "/slow", &[], Endpoint::Python(Arc::new(slow)))?;
-            let ws = python_endpoint(py, CallMode::Request, None);
+            let ws = PyEndpoint::stub(py, CallMode::Request, None);
             router.add(
                 &[WEBSOCKET_METHOD],
                 "/ws",

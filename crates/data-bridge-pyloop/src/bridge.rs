@@ -190,21 +190,23 @@ mod tests {
         }
     }
 
-    /// A handle on an asyncio loop (the bridge only needs `create_future`).
-    fn asyncio_handle(py: Python<'_>) -> PyResult<(LoopHandle, Bound<'_, PyAny>)> {
-        let lp = py.import("asyncio")?.call_method0("new_event_loop")?;
-        let handle = LoopHandle {
-            shared: Arc::new(Shared::default()),
-            event_loop: Arc::new(lp.clone().unbind()),
-        };
-        Ok((handle, lp))
+    /// Runs `test` with a handle on a fresh asyncio loop (the bridge only needs its
+    /// `create_future`), closing the loop afterwards.
+    fn on_a_loop(test: impl FnOnce(Python<'_>, &LoopHandle) -> PyResult<()>) -> PyResult<()> {
+        Python::initialize();
+        Python::attach(|py| {
+            let event_loop = py.import("asyncio")?.call_method0("new_event_loop")?;
+            let lp =
+                LoopHandle::from_parts(Arc::new(Shared::default()), event_loop.clone().unbind());
+            let outcome = test(py, &lp);
+            event_loop.call_method0("close")?;
+            outcome
+        })
     }
 
     #[test]
     fn a_future_is_resolved_on_the_loop_from_another_thread() -> PyResult<()> {
-        Python::initialize();
-        Python::attach(|py| {
-            let (lp, event_loop) = asyncio_handle(py)?;
+        on_a_loop(|py, lp| {
             let (future, tx) = lp.create_future(py)?;
             py.detach(|| std::thread::spawn(move || tx.resolve(7)).join())
                 .map_err(|_| PyRuntimeError::new_err("the thread panicked"))?;
@@ -212,16 +214,13 @@ mod tests {
             assert!(pending(&future));
             drain(py, lp.shared());
             assert_eq!(future.call_method0("result")?.extract::<i32>()?, 7);
-            event_loop.call_method0("close")?;
             Ok(())
         })
     }
 
     #[test]
     fn a_cancelled_future_hands_the_value_back() -> PyResult<()> {
-        Python::initialize();
-        Python::attach(|py| {
-            let (lp, event_loop) = asyncio_handle(py)?;
+        on_a_loop(|py, lp| {
             let (future, tx) = lp.create_future(py)?;
             future.call_method0("cancel")?;
             let kept = Arc::new(parking_lot::Mutex::new(None));
@@ -234,31 +233,25 @@ mod tests {
             drain(py, lp.shared());
             assert_eq!(*kept.lock(), Some("chunk"));
             assert!(future.call_method0("cancelled")?.is_truthy()?);
-            event_loop.call_method0("close")?;
             Ok(())
         })
     }
 
     #[test]
     fn a_failed_claim_becomes_the_futures_exception() -> PyResult<()> {
-        Python::initialize();
-        Python::attach(|py| {
-            let (lp, event_loop) = asyncio_handle(py)?;
+        on_a_loop(|py, lp| {
             let (future, tx) = lp.create_future(py)?;
             tx.settle((), |_, ()| Err(PyRuntimeError::new_err("boom")), |_, ()| {});
             drain(py, lp.shared());
             let exc = future.call_method0("exception")?;
             assert!(exc.is_instance_of::<PyRuntimeError>());
-            event_loop.call_method0("close")?;
             Ok(())
         })
     }
 
     #[test]
     fn calls_run_in_order_and_none_resolves_once() -> PyResult<()> {
-        Python::initialize();
-        Python::attach(|py| {
-            let (lp, event_loop) = asyncio_handle(py)?;
+        on_a_loop(|py, lp| {
             let (future, tx) = lp.create_future(py)?;
             let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
             let first = order.clone();
@@ -269,7 +262,6 @@ mod tests {
             drain(py, lp.shared());
             assert_eq!(*order.lock(), vec![1, 2]);
             assert!(future.call_method0("result")?.is_none());
-            event_loop.call_method0("close")?;
             Ok(())
         })
     }
