@@ -119,3 +119,64 @@ impl BodyObserver for Completion {
         self.bytes += len as u64;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn observers() -> std::io::Result<Arc<Observers>> {
+        Ok(Arc::new(Observers {
+            metrics: Some(Arc::new(Metrics::new(vec!["/items".into()], None)?)),
+            access_log: None,
+        }))
+    }
+
+    fn recorded(observers: &Observers, status: &str) -> bool {
+        let text = observers
+            .metrics
+            .as_ref()
+            .map(|m| m.render(0, 0))
+            .unwrap_or_default();
+        let line = format!(
+            "data_bridge_requests_total{{method=\"GET\",route=\"/items\",status=\"{status}\"}} 1"
+        );
+        text.contains(&line)
+    }
+
+    #[tokio::test]
+    async fn a_request_is_recorded_once_its_body_is_sent() -> std::io::Result<()> {
+        let observers = observers()?;
+        let mut done = Completion::start(
+            observers.clone(),
+            &Method::GET,
+            Version::HTTP_11,
+            None,
+            None,
+        );
+        done.route = Some(0);
+        let resp = done.attach(Response::new(Body::full("abc")));
+        assert!(!recorded(&observers, "200"), "not before the body is sent");
+        let sent = resp.into_body().collect().await.map(|b| b.to_bytes());
+        assert_eq!(sent.ok().as_deref(), Some(&b"abc"[..]));
+        assert!(recorded(&observers, "200"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_request_left_before_its_answer_is_recorded_as_499() -> std::io::Result<()> {
+        let observers = observers()?;
+        let mut done = Completion::start(
+            observers.clone(),
+            &Method::GET,
+            Version::HTTP_11,
+            None,
+            None,
+        );
+        done.route = Some(0);
+        drop(done);
+        assert!(recorded(&observers, "499"));
+        Ok(())
+    }
+}
