@@ -16,7 +16,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use data_bridge_pyloop::wake::{Remote, Shared};
+use data_bridge_pyloop::bridge::LoopHandle;
 use http::Response;
 use parking_lot::Mutex;
 use pyo3::intern;
@@ -44,7 +44,7 @@ impl Pending {
 pub fn after_body(
     resp: Response<Body>,
     background: Py<PyAny>,
-    shared: Arc<Shared>,
+    lp: LoopHandle,
     pending: Pending,
     slot: Slot,
 ) -> Response<Body> {
@@ -52,7 +52,7 @@ pub fn after_body(
     resp.map(|body| {
         body.observed(AfterBody(Some(Start {
             background,
-            shared,
+            lp,
             pending,
             slot,
         })))
@@ -61,7 +61,7 @@ pub fn after_body(
 
 struct Start {
     background: Py<PyAny>,
-    shared: Arc<Shared>,
+    lp: LoopHandle,
     pending: Pending,
     slot: Slot,
 }
@@ -70,11 +70,11 @@ impl Start {
     fn fire(self) {
         let Start {
             background,
-            shared,
+            lp,
             pending,
             slot,
         } = self;
-        shared.push_remote(Remote::Call(Box::new(move |py| {
+        lp.call(move |py| {
             // The hook logs failures itself; one it cannot even start is dropped.
             if let Ok(hooks) = hooks::get(py) {
                 if let Ok(task) = hooks.run_background.bind(py).call1((background,)) {
@@ -82,7 +82,7 @@ impl Start {
                 }
             }
             pending.0.fetch_sub(1, Ordering::AcqRel);
-        })));
+        });
     }
 }
 

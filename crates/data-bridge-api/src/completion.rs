@@ -15,7 +15,6 @@ use http::{HeaderValue, Method, Response, Version};
 use crate::access_log::{AccessLog, Record};
 use crate::body::{Body, BodyObserver};
 use crate::metrics::Metrics;
-use crate::service::AppState;
 
 /// Status recorded for a request whose client went away before it was answered.
 pub const CLIENT_CLOSED: u16 = 499;
@@ -38,7 +37,7 @@ impl Observers {
 
 /// One request being recorded.
 pub struct Completion {
-    state: Arc<AppState>,
+    observers: Arc<Observers>,
     start: Instant,
     time: SystemTime,
     method: Method,
@@ -57,19 +56,19 @@ pub struct Completion {
 }
 
 impl Completion {
-    /// Starts recording a request.
+    /// Starts recording a request for `observers`.
     pub fn start(
-        state: Arc<AppState>,
+        observers: Arc<Observers>,
         method: &Method,
         version: Version,
         target: Option<String>,
         client: Option<SocketAddr>,
     ) -> Self {
-        if let Some(m) = &state.observers.metrics {
+        if let Some(m) = &observers.metrics {
             m.started();
         }
         Completion {
-            state,
+            observers,
             start: Instant::now(),
             time: SystemTime::now(),
             method: method.clone(),
@@ -92,7 +91,7 @@ impl Completion {
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        let observers = &self.state.observers;
+        let observers = &self.observers;
         let status = self.status.unwrap_or(CLIENT_CLOSED);
         let elapsed = self.start.elapsed();
         if let Some(m) = &observers.metrics {
@@ -118,5 +117,66 @@ impl Drop for Completion {
 impl BodyObserver for Completion {
     fn sent(&mut self, len: usize) {
         self.bytes += len as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn observers() -> std::io::Result<Arc<Observers>> {
+        Ok(Arc::new(Observers {
+            metrics: Some(Arc::new(Metrics::new(vec!["/items".into()], None)?)),
+            access_log: None,
+        }))
+    }
+
+    fn recorded(observers: &Observers, status: &str) -> bool {
+        let text = observers
+            .metrics
+            .as_ref()
+            .map(|m| m.render(0, 0))
+            .unwrap_or_default();
+        let line = format!(
+            "data_bridge_requests_total{{method=\"GET\",route=\"/items\",status=\"{status}\"}} 1"
+        );
+        text.contains(&line)
+    }
+
+    #[tokio::test]
+    async fn a_request_is_recorded_once_its_body_is_sent() -> std::io::Result<()> {
+        let observers = observers()?;
+        let mut done = Completion::start(
+            observers.clone(),
+            &Method::GET,
+            Version::HTTP_11,
+            None,
+            None,
+        );
+        done.route = Some(0);
+        let resp = done.attach(Response::new(Body::full("abc")));
+        assert!(!recorded(&observers, "200"), "not before the body is sent");
+        let sent = resp.into_body().collect().await.map(|b| b.to_bytes());
+        assert_eq!(sent.ok().as_deref(), Some(&b"abc"[..]));
+        assert!(recorded(&observers, "200"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_request_left_before_its_answer_is_recorded_as_499() -> std::io::Result<()> {
+        let observers = observers()?;
+        let mut done = Completion::start(
+            observers.clone(),
+            &Method::GET,
+            Version::HTTP_11,
+            None,
+            None,
+        );
+        done.route = Some(0);
+        drop(done);
+        assert!(recorded(&observers, "499"));
+        Ok(())
     }
 }

@@ -42,6 +42,22 @@ pub struct PyEndpoint {
     pub buffer_body: bool,
 }
 
+#[cfg(test)]
+impl PyEndpoint {
+    /// An endpoint whose handler is `None`, for tests that never run it.
+    pub(crate) fn stub(py: Python<'_>, mode: CallMode, timeout: Option<Duration>) -> Self {
+        PyEndpoint {
+            func: py.None(),
+            is_async: true,
+            mode,
+            converters: Vec::new(),
+            timeout,
+            status: StatusCode::OK,
+            buffer_body: false,
+        }
+    }
+}
+
 /// A response computed once at start-up and served from Rust.
 pub struct Constant {
     status: StatusCode,

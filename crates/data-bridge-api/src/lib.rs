@@ -11,6 +11,10 @@
 //! and the built-in [`middleware`] (CORS, compression, trusted hosts, HTTPS redirect,
 //! request ids) wraps every request. A server's settings, and their defaults, are one
 //! [`options::ServerOptions`].
+//!
+//! The request path is [`service`], also a `tower::Service` that tests drive without a
+//! socket. Everything Rust hands to the event loop (handler starts, results, streamed
+//! chunks, cancellations) goes through PyLoop's bridge, `data_bridge_pyloop::bridge`.
 
 pub mod access_log;
 pub mod background;

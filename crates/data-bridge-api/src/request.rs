@@ -1,9 +1,14 @@
 //! The request as Python handlers see it: a native object that copies nothing into
 //! Python until the handler asks (`data_bridge.Request` wraps it with the familiar API).
+//!
+//! HTTP requests and WebSocket handshakes are built the same way, by
+//! [`RequestData::new`], from the head Hyper parsed, where the request came from
+//! ([`Origin`]) and what routing found.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use http::request::Parts;
 use http::{HeaderMap, Method, Uri, Version};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -34,6 +39,56 @@ pub struct RequestData {
     pub scheme: &'static str,
     /// The host the request was sent to (see [`crate::host`]).
     pub host: String,
+}
+
+/// Where a request came from and where it was sent, as the server resolved them (after
+/// a trusted proxy's headers).
+#[derive(Clone, Debug)]
+pub struct Origin {
+    /// The client's address (`None` on Unix sockets).
+    pub client: Option<SocketAddr>,
+    /// The local address (`None` on Unix sockets).
+    pub server: Option<SocketAddr>,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// The host the request was sent to (see [`crate::host`]).
+    pub host: String,
+}
+
+impl RequestData {
+    /// The request a handler gets: `head` as parsed (its extensions are dropped),
+    /// `body`, where it came from and the converted path parameters.
+    ///
+    /// ```
+    /// use data_bridge_api::request::{Origin, RequestData};
+    /// use data_bridge_api::request_body::RequestBody;
+    ///
+    /// let (head, ()) = http::Request::get("/items/7?full=1").body(())?.into_parts();
+    /// let origin = Origin { client: None, server: None, scheme: "http", host: "example.com".into() };
+    /// let data = RequestData::new(head, RequestBody::empty(), origin, Vec::new());
+    /// assert_eq!(data.uri.query(), Some("full=1"));
+    /// assert_eq!(data.host, "example.com");
+    /// # Ok::<(), http::Error>(())
+    /// ```
+    pub fn new(
+        head: Parts,
+        body: RequestBody,
+        origin: Origin,
+        params: Vec<(String, ParamValue)>,
+    ) -> Self {
+        RequestData {
+            method: head.method,
+            uri: head.uri,
+            version: head.version,
+            headers: head.headers,
+            body,
+            client: origin.client,
+            server: origin.server,
+            params,
+            scheme: origin.scheme,
+            host: origin.host,
+        }
+    }
 }
 
 /// Converts a path parameter to Python, through the endpoint's converter if any.
@@ -170,5 +225,101 @@ impl PyRequest {
     #[getter]
     fn server(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         addr(py, self.data.server)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin {
+            client: "10.0.0.1:5000".parse().ok(),
+            server: None,
+            scheme: "https",
+            host: "api.example.com".into(),
+        }
+    }
+
+    fn endpoint(py: Python<'_>, converters: Vec<(String, Py<PyAny>)>) -> Arc<PyEndpoint> {
+        let mode = crate::endpoint::CallMode::Request;
+        let mut ep = PyEndpoint::stub(py, mode, Some(Duration::from_secs(1)));
+        ep.converters = converters;
+        Arc::new(ep)
+    }
+
+    fn head(version: Version) -> Parts {
+        let mut req = http::Request::new(());
+        *req.method_mut() = Method::PUT;
+        *req.uri_mut() = Uri::from_static("/items/7?full=1");
+        *req.version_mut() = version;
+        req.headers_mut()
+            .insert("x-token", http::HeaderValue::from_static("t"));
+        req.into_parts().0
+    }
+
+    #[test]
+    fn the_builder_keeps_the_head_and_where_it_came_from() {
+        let params = vec![("id".to_owned(), ParamValue::Int(7))];
+        let data = RequestData::new(
+            head(Version::HTTP_11),
+            RequestBody::empty(),
+            origin(),
+            params,
+        );
+        assert_eq!(data.method, Method::PUT);
+        assert_eq!(data.uri.path(), "/items/7");
+        assert_eq!(data.headers["x-token"], "t");
+        assert_eq!(data.scheme, "https");
+        assert_eq!(data.host, "api.example.com");
+        assert_eq!(data.client.map(|a| a.port()), Some(5000));
+        assert_eq!(data.params.len(), 1);
+        assert_eq!(data.body.buffered().map(|b| b.len()), Some(0));
+    }
+
+    #[test]
+    fn python_sees_the_request_as_parsed() -> PyResult<()> {
+        Python::initialize();
+        Python::attach(|py| {
+            for (version, text) in [
+                (Version::HTTP_10, "1.0"),
+                (Version::HTTP_11, "1.1"),
+                (Version::HTTP_2, "2"),
+            ] {
+                let data = RequestData::new(head(version), RequestBody::empty(), origin(), vec![]);
+                let req = PyRequest::new(Arc::new(data), endpoint(py, vec![]));
+                assert_eq!(req.http_version(), text);
+                assert_eq!(req.method(), "PUT");
+                assert_eq!(req.path(), "/items/7");
+                assert_eq!(req.query_string(), "full=1");
+                assert_eq!(req.host(), "api.example.com");
+                let client: (String, u16) = req.client(py)?.extract(py)?;
+                assert_eq!(client, ("10.0.0.1".to_owned(), 5000));
+                assert!(req.server(py)?.is_none(py));
+                let pairs = req.header_pairs(py)?;
+                let first: (String, String) = pairs.get_item(0)?.extract()?;
+                assert_eq!(first, ("x-token".to_owned(), "t".to_owned()));
+            }
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn path_parameters_go_through_their_converter() -> PyResult<()> {
+        Python::initialize();
+        Python::attach(|py| {
+            let plain = endpoint(py, vec![]);
+            let seven = param_to_py(py, &plain, "id", &ParamValue::Int(7))?;
+            assert_eq!(seven.extract::<i64>(py)?, 7);
+            let to_str = py.import("builtins")?.getattr("str")?.unbind();
+            let converted = endpoint(py, vec![("id".to_owned(), to_str)]);
+            let text = param_to_py(py, &converted, "id", &ParamValue::Int(7))?;
+            assert_eq!(text.extract::<String>(py)?, "7");
+            let flag = param_to_py(py, &converted, "other", &ParamValue::Bool(true))?;
+            assert!(flag.extract::<bool>(py)?);
+            Ok(())
+        })
     }
 }

@@ -20,29 +20,42 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use data_bridge_pyloop::wake::{Remote, Shared};
-use data_bridge_pyloop::{runtime, LoopCore};
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use data_bridge_pyloop::bridge::{LoopFuture, LoopHandle};
+use data_bridge_pyloop::runtime;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
 use tokio::time::{Instant, Sleep};
 
+use crate::body::BoxError;
 use crate::errors::ApiError;
 
 /// Bodies declared this small (or smaller) are read before the handler runs: one
 /// read, no loop round-trip per chunk.
 pub const PREREAD_LIMIT: usize = 64 * 1024;
 
+/// What the server reads a request body from: Hyper's `Incoming` on a connection, or
+/// any body (`Full`, `Empty`, a stream) when the service is called without one.
+pub trait IncomingBody:
+    HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{
+}
+
+impl<B> IncomingBody for B where
+    B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{
+}
+
 /// Why reading a request body stopped short.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyReadError {
-    /// The connection failed or the body was malformed.
-    #[error(transparent)]
-    Hyper(#[from] hyper::Error),
+    /// The connection failed or the body was malformed (usually a [`hyper::Error`]).
+    #[error("{0}")]
+    Read(BoxError),
     /// Nothing arrived for the body timeout.
     #[error("the request body made no progress in time")]
     Stalled,
@@ -52,8 +65,13 @@ impl BodyReadError {
     /// The answer for a body that could not be read.
     pub fn into_api(self) -> ApiError {
         match self {
-            BodyReadError::Hyper(e) if e.is_incomplete_message() => ApiError::ClientDisconnected,
-            BodyReadError::Hyper(e) => {
+            BodyReadError::Read(e)
+                if e.downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_incomplete_message) =>
+            {
+                ApiError::ClientDisconnected
+            }
+            BodyReadError::Read(e) => {
                 ApiError::BadRequest(format!("cannot read the request body: {e}"))
             }
             BodyReadError::Stalled => ApiError::RequestTimeout,
@@ -63,15 +81,15 @@ impl BodyReadError {
 
 /// A request body that fails with [`BodyReadError::Stalled`] once the client has
 /// sent nothing of it for `limit`.
-pub struct TimedIncoming {
-    inner: Incoming,
+pub struct TimedIncoming<B> {
+    inner: B,
     limit: Duration,
     timer: Pin<Box<Sleep>>,
 }
 
-impl TimedIncoming {
+impl<B> TimedIncoming<B> {
     /// `inner`, allowed `limit` between two frames.
-    pub fn new(inner: Incoming, limit: Duration) -> Self {
+    pub fn new(inner: B, limit: Duration) -> Self {
         TimedIncoming {
             inner,
             limit,
@@ -80,7 +98,11 @@ impl TimedIncoming {
     }
 }
 
-impl hyper::body::Body for TimedIncoming {
+impl<B> HttpBody for TimedIncoming<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BodyReadError;
 
@@ -92,7 +114,7 @@ impl hyper::body::Body for TimedIncoming {
             Poll::Ready(frame) => {
                 let next = Instant::now() + self.limit;
                 self.timer.as_mut().reset(next);
-                Poll::Ready(frame.map(|f| f.map_err(BodyReadError::from)))
+                Poll::Ready(frame.map(|f| f.map_err(|e| BodyReadError::Read(e.into()))))
             }
             Poll::Pending => match self.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(BodyReadError::Stalled))),
@@ -130,9 +152,12 @@ pub enum Read {
     Failed(ApiError),
 }
 
+/// A body still on the connection, whatever carries it.
+type Incoming = UnsyncBoxBody<Bytes, BoxError>;
+
 /// The body still on the connection, and how much of the limit it used.
 pub struct Wire {
-    incoming: TimedIncoming,
+    incoming: TimedIncoming<Incoming>,
     received: usize,
     limit: usize,
     /// A chunk read for a caller that stopped waiting (cancelled): the next read gets it.
@@ -192,8 +217,15 @@ impl Wire {
 }
 
 impl RequestBody {
-    /// A body left on the connection, to be read within `limit` bytes.
-    pub fn streamed(incoming: TimedIncoming, limit: usize) -> Self {
+    /// No body (a `GET`, a WebSocket handshake).
+    pub fn empty() -> Self {
+        RequestBody::Buffered(Bytes::new())
+    }
+
+    /// A body left on the connection, to be read within `limit` bytes, each frame
+    /// within `timeout` of the one before.
+    pub fn streamed<B: IncomingBody>(body: B, timeout: Duration, limit: usize) -> Self {
+        let incoming = TimedIncoming::new(body.map_err(Into::into).boxed_unsync(), timeout);
         RequestBody::Streamed(Arc::new(Mutex::new(Read::Idle(Box::new(Wire {
             incoming,
             received: 0,
@@ -293,22 +325,6 @@ fn settle<'py>(
     }
 }
 
-static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// A future on the running PyLoop loop, and how to wake that loop.
-fn loop_future(py: Python<'_>) -> PyResult<(Py<PyAny>, Arc<Shared>)> {
-    let lp = GET_RUNNING_LOOP
-        .import(py, "asyncio", "get_running_loop")?
-        .call0()?;
-    let shared = lp
-        .cast::<LoopCore>()
-        .map_err(|_| PyRuntimeError::new_err("request bodies are streamed on a PyLoop loop"))?
-        .get()
-        .shared();
-    let future = lp.call_method0(intern!(py, "create_future"))?;
-    Ok((future.unbind(), shared))
-}
-
 /// Runs `read` on the wire in a Tokio task and resolves a future with its outcome.
 fn spawn_read<F, Fut>(
     py: Python<'_>,
@@ -320,7 +336,8 @@ where
     F: FnOnce(Box<Wire>) -> Fut,
     Fut: std::future::Future<Output = (Box<Wire>, Outcome)> + Send + 'static,
 {
-    let (future, shared) = match loop_future(py) {
+    let created = LoopHandle::running(py).and_then(|lp| lp.create_future(py));
+    let (future, done) = match created {
         Ok(v) => v,
         Err(err) => {
             *slot.lock() = Read::Idle(wire);
@@ -329,44 +346,136 @@ where
     };
     let reading = read(wire);
     let slot = slot.clone();
-    let waiting = future.clone_ref(py);
     runtime::get().spawn(async move {
-        let (wire, outcome) = reading.await;
-        shared.push_remote(Remote::Call(Box::new(move |py| {
-            deliver(py, &slot, wire, outcome, waiting);
-        })));
+        let read = reading.await;
+        deliver(done, slot, read);
     });
-    Ok(future)
+    Ok(future.unbind())
 }
 
-fn deliver(
-    py: Python<'_>,
-    slot: &Mutex<Read>,
-    mut wire: Box<Wire>,
-    outcome: Outcome,
-    future: Py<PyAny>,
-) {
-    let future = future.bind(py);
-    let waiting = future
-        .call_method0(intern!(py, "done"))
-        .and_then(|d| d.is_truthy())
-        .map(|done| !done)
-        .unwrap_or(false);
-    if !waiting {
-        // The reader was cancelled: keep what was read for the next read.
-        let mut read = slot.lock();
-        *read = match outcome {
-            Ok(Some(chunk)) => {
-                wire.ready = Some(chunk);
-                Read::Idle(wire)
-            }
-            Ok(None) => Read::Done,
-            Err(err) => Read::Failed(err),
-        };
-        return;
+/// Hands a finished read to its awaiter, or keeps it for the next read if the
+/// awaiter was cancelled.
+fn deliver(done: LoopFuture, slot: Arc<Mutex<Read>>, read: (Box<Wire>, Outcome)) {
+    let kept = slot.clone();
+    done.settle(
+        read,
+        move |py, (wire, outcome)| settle(py, &slot, wire, outcome).map(Bound::unbind),
+        move |_, (mut wire, outcome)| {
+            *kept.lock() = match outcome {
+                Ok(Some(chunk)) => {
+                    wire.ready = Some(chunk);
+                    Read::Idle(wire)
+                }
+                Ok(None) => Read::Done,
+                Err(err) => Read::Failed(err),
+            };
+        },
+    );
+}
+
+/// A body whose client never sends a byte (for tests of the body timeout).
+#[cfg(test)]
+pub(crate) struct Silent;
+
+#[cfg(test)]
+impl HttpBody for Silent {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Pending
     }
-    let _ = match settle(py, slot, wire, outcome) {
-        Ok(bytes) => future.call_method1(intern!(py, "set_result"), (bytes,)),
-        Err(err) => future.call_method1(intern!(py, "set_exception"), (err.value(py),)),
-    };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use futures_util::stream;
+    use http::HeaderMap;
+    use http_body_util::StreamBody;
+
+    use super::*;
+
+    fn frames(chunks: &[&'static [u8]]) -> impl IncomingBody {
+        let mut frames: Vec<Result<Frame<Bytes>, Infallible>> = Vec::new();
+        for chunk in chunks {
+            frames.push(Ok(Frame::data(Bytes::from_static(chunk))));
+        }
+        frames.push(Ok(Frame::trailers(HeaderMap::new())));
+        StreamBody::new(stream::iter(frames))
+    }
+
+    /// The wire of a streamed body, taken out as a read would.
+    fn wire(body: &RequestBody) -> Option<Box<Wire>> {
+        let RequestBody::Streamed(slot) = body else {
+            return None;
+        };
+        match std::mem::replace(&mut *slot.lock(), Read::Busy) {
+            Read::Idle(wire) => Some(wire),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_is_read_chunk_by_chunk_or_whole() {
+        let body = RequestBody::streamed(frames(&[b"ab", b"", b"cd"]), Duration::from_secs(5), 100);
+        assert!(body.buffered().is_none());
+        let Some(mut w) = wire(&body) else {
+            panic!("a streamed body starts idle");
+        };
+        assert!(matches!(w.next_chunk().await, Ok(Some(c)) if c == "ab"));
+        // Empty frames and trailers carry nothing.
+        assert!(matches!(w.rest().await, Ok(Some(c)) if c == "cd"));
+        assert!(matches!(w.next_chunk().await, Ok(None)));
+
+        let body =
+            RequestBody::streamed(frames(&[b"ab", b"cd", b"ef"]), Duration::from_secs(5), 100);
+        let Some(mut w) = wire(&body) else {
+            panic!("a streamed body starts idle");
+        };
+        assert!(matches!(w.rest().await, Ok(Some(c)) if c == "abcdef"));
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_past_its_limit_fails_with_413() {
+        let body = RequestBody::streamed(frames(&[b"1234", b"5678"]), Duration::from_secs(5), 6);
+        let Some(mut w) = wire(&body) else {
+            panic!("a streamed body starts idle");
+        };
+        assert!(matches!(w.next_chunk().await, Ok(Some(_))));
+        assert!(matches!(
+            w.next_chunk().await,
+            Err(ApiError::PayloadTooLarge)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_makes_no_progress_times_out() {
+        let mut body = TimedIncoming::new(Silent, Duration::from_secs(60));
+        let started = Instant::now();
+        let frame = body.frame().await;
+        assert!(matches!(frame, Some(Err(BodyReadError::Stalled))));
+        assert!(started.elapsed() >= Duration::from_secs(60));
+        assert!(matches!(
+            BodyReadError::Stalled.into_api(),
+            ApiError::RequestTimeout
+        ));
+    }
+
+    #[test]
+    fn a_body_that_cannot_be_read_is_a_bad_request() {
+        let err = BodyReadError::Read("broken chunk".into());
+        assert!(matches!(err.into_api(), ApiError::BadRequest(m) if m.contains("broken chunk")));
+    }
+
+    #[test]
+    fn a_buffered_body_is_at_hand() {
+        let body = RequestBody::Buffered(Bytes::from_static(b"{}"));
+        assert_eq!(body.buffered().map(|b| b.as_ref()), Some(&b"{}"[..]));
+        assert_eq!(RequestBody::empty().buffered().map(Bytes::len), Some(0));
+    }
 }

@@ -236,3 +236,87 @@ impl Reply {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pyo3::types::{IntoPyDict, PyList};
+
+    use super::*;
+
+    #[test]
+    fn framing_headers_are_never_taken_from_a_handler() {
+        assert!(is_framing(&header::CONTENT_LENGTH));
+        assert!(is_framing(&header::TRANSFER_ENCODING));
+        assert!(!is_framing(&header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn handler_headers_come_from_dicts_or_pairs() -> PyResult<()> {
+        Python::initialize();
+        Python::attach(|py| {
+            let dict = PyDict::new(py);
+            dict.set_item("x-one", "1")?;
+            dict.set_item("content-length", "999")?;
+            let got = headers_from(dict.as_any())?;
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].0, "x-one");
+            let pairs = PyList::new(
+                py,
+                [
+                    ("set-cookie", PyBytes::new(py, b"a=1")),
+                    ("set-cookie", PyBytes::new(py, b"b=2")),
+                    ("transfer-encoding", PyBytes::new(py, b"chunked")),
+                ],
+            )?;
+            let got = headers_from(pairs.as_any())?;
+            let values: Vec<_> = got.iter().map(|(_, v)| v.as_bytes()).collect();
+            assert_eq!(values, [b"a=1", b"b=2"]);
+            assert!(headers_from(&py.None().into_bound(py))?.is_empty());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_bad_header_name_is_a_value_error() -> PyResult<()> {
+        Python::initialize();
+        Python::attach(|py| {
+            let dict = PyDict::new(py);
+            dict.set_item("bad name", "1")?;
+            let err = headers_from(dict.as_any()).err();
+            assert!(err.is_some_and(|e| e.is_instance_of::<pyo3::exceptions::PyValueError>(py)));
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn background_is_optional() -> PyResult<()> {
+        Python::initialize();
+        Python::attach(|py| {
+            let ns = py.import("types")?.getattr("SimpleNamespace")?;
+            assert!(background_of(&ns.call0()?)?.is_none());
+            let none = ns.call((), Some(&[("background", py.None())].into_py_dict(py)?))?;
+            assert!(background_of(&none)?.is_none());
+            let task = ns.call((), Some(&[("background", 1)].into_py_dict(py)?))?;
+            assert!(background_of(&task)?.is_some());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_reply_becomes_its_response_with_every_header() {
+        let reply = Reply {
+            status: StatusCode::CREATED,
+            headers: vec![
+                (header::SET_COOKIE, HeaderValue::from_static("a=1")),
+                (header::SET_COOKIE, HeaderValue::from_static("b=2")),
+            ],
+            body: Body::full("made"),
+            file: None,
+            producer: None,
+            background: None,
+        };
+        let resp = reply.into_response();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(resp.headers().get_all(header::SET_COOKIE).iter().count(), 2);
+    }
+}

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use data_bridge_pyloop::wake::Remote;
+use data_bridge_pyloop::bridge::LoopHandle;
 use data_bridge_pyloop::{runtime, LoopCore};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -142,7 +142,7 @@ fn dup_fd(fd: i32) -> Result<File, ApiError> {
 async fn probe_loop_lag(
     metrics: Arc<Metrics>,
     state: Arc<AppState>,
-    shared: Arc<data_bridge_pyloop::wake::Shared>,
+    event_loop: LoopHandle,
     mut kill: watch::Receiver<bool>,
 ) {
     let mut every = tokio::time::interval(LAG_PROBE_EVERY);
@@ -155,7 +155,7 @@ async fn probe_loop_lag(
         crate::service::publish_metrics(&metrics, &state);
         if metrics.probe_start(due) {
             let metrics = metrics.clone();
-            shared.push_remote(Remote::Call(Box::new(move |_py| metrics.probe_done())));
+            event_loop.call(move |_py| metrics.probe_done());
         }
     }
 }
@@ -451,10 +451,10 @@ impl Server {
             limits: self.limits.clone(),
             ready: self.ready.clone(),
             served: self.served.clone(),
-            observers: Observers {
+            observers: Arc::new(Observers {
                 metrics: metrics.clone(),
                 access_log,
-            },
+            }),
             proxies: self.proxies.clone(),
             middleware,
         });
@@ -479,7 +479,7 @@ impl Server {
             runtime::get().spawn(probe_loop_lag(
                 metrics,
                 state.clone(),
-                lp.get().shared(),
+                LoopHandle::new(lp),
                 kill_rx.clone(),
             ));
         }
@@ -601,17 +601,13 @@ impl Server {
             .take()
             .ok_or(ApiError::State("the server is not running"))?;
         self.ready.store(false, Ordering::Release);
-        let lp = running.lp.bind(py);
-        let future = lp.call_method0("create_future")?.unbind();
-        let shared = lp.get().shared();
-        let lp_ref = running.lp.clone_ref(py);
-        let fut_ref = future.clone_ref(py);
+        let handle = LoopHandle::new(running.lp.bind(py));
+        let (future, finished) = handle.create_future(py)?;
+        let lp = running.lp.clone_ref(py);
         let graceful = running.graceful.lock().take();
         running.stop.notify_one();
         let done = running.done.clone();
         let kill = running.kill;
-        let lp_for_task = Arc::new(lp_ref);
-        let fut_for_task = Arc::new(fut_ref);
         runtime::get().spawn(async move {
             done.notified().await;
             // Hyper's graceful shutdown closes an HTTP/1 connection that has not yet
@@ -625,19 +621,12 @@ impl Server {
             }
             // Whatever is still running after the grace period is cut off.
             let _ = kill.send(true);
-            shared.push_remote(Remote::Call(Box::new(move |py| {
-                lp_for_task.get().release_external();
-                let fut = fut_for_task.bind(py);
-                if !fut
-                    .call_method0("done")
-                    .and_then(|d| d.is_truthy())
-                    .unwrap_or(true)
-                {
-                    let _ = fut.call_method1("set_result", (py.None(),));
-                }
-            })));
+            // Queued in order: the loop stops polling for this server before the
+            // awaiter of the shutdown resumes (both run in the same tick).
+            handle.call(move |py| lp.bind(py).get().release_external());
+            finished.resolve_none();
         });
-        Ok(future)
+        Ok(future.unbind())
     }
 }
 

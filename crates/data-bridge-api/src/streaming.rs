@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Nothing polls or sleeps: a producer that filled the queue awaits an asyncio future
-//! that the body resolves (one `Remote::Call`) when it takes a chunk, and a producer
+//! that the body resolves (through the loop bridge, one wake-up) when it takes a chunk, and a producer
 //! that is slower than the client never waits at all. If the body is dropped before
 //! its end (the client went away), the producing task is cancelled so the async
 //! generator's `finally` runs at once; a sync iterator finds out on its next `send`
@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use data_bridge_pyloop::bridge::{LoopFuture, LoopHandle};
 use data_bridge_pyloop::runtime;
-use data_bridge_pyloop::wake::{Remote, Shared};
 use hyper::body::Frame;
 use parking_lot::{Condvar, Mutex};
 use pyo3::exceptions::PyRuntimeError;
@@ -55,10 +55,8 @@ const CAPACITY: usize = 2;
 /// The loop that runs a server's Python handlers, the way to wake it, and the bounds
 /// on the Python work queued for it.
 pub struct LoopRef {
-    /// The loop's cross-thread queue.
-    pub shared: Arc<Shared>,
-    /// The `data_bridge.pyloop.Loop` itself.
-    pub event_loop: Py<PyAny>,
+    /// The `data_bridge.pyloop.Loop`, and the way to hand it work.
+    pub handle: LoopHandle,
     /// Python work in flight, bounded by `max_pending`.
     pub work: Arc<InFlight>,
     /// Threads that sync streaming producers may hold at once.
@@ -82,11 +80,11 @@ struct State {
     client_gone: bool,
     reader: Option<Waker>,
     /// The future an async producer awaits while the queue is full.
-    waiter: Option<Py<PyAny>>,
+    waiter: Option<LoopFuture>,
     /// The task running an async producer, cancelled if the client goes away.
     task: Option<Py<PyAny>>,
-    /// Set once an async producer started: how to reach its loop.
-    shared: Option<Arc<Shared>>,
+    /// Set once an async producer started: its loop.
+    lp: Option<LoopHandle>,
 }
 
 struct Channel {
@@ -107,7 +105,7 @@ impl Channel {
                 reader: None,
                 waiter: None,
                 task: None,
-                shared: None,
+                lp: None,
             }),
             space: Condvar::new(),
             gone: Notify::new(),
@@ -171,19 +169,6 @@ struct StreamBody {
     channel: Arc<Channel>,
 }
 
-fn resolve(shared: &Arc<Shared>, future: Py<PyAny>) {
-    shared.push_remote(Remote::Call(Box::new(move |py| {
-        let future = future.bind(py);
-        let done = future
-            .call_method0(intern!(py, "done"))
-            .and_then(|d| d.is_truthy())
-            .unwrap_or(true);
-        if !done {
-            let _ = future.call_method1(intern!(py, "set_result"), (py.None(),));
-        }
-    })));
-}
-
 impl hyper::body::Body for StreamBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -195,10 +180,8 @@ impl hyper::body::Body for StreamBody {
         let channel = &self.channel;
         let mut s = channel.state.lock();
         if let Some(chunk) = s.queue.pop_front() {
-            if let Some(future) = s.waiter.take() {
-                if let Some(shared) = &s.shared {
-                    resolve(shared, future);
-                }
+            if let Some(waiter) = s.waiter.take() {
+                waiter.resolve_none();
             }
             drop(s);
             channel.space.notify_one();
@@ -245,18 +228,18 @@ impl Drop for StreamBody {
             None
         };
         let waiter = s.waiter.take();
-        let shared = s.shared.clone();
+        let lp = s.lp.clone();
         drop(s);
         self.channel.space.notify_all();
         self.channel.gone.notify_waiters();
-        if let Some(shared) = shared {
+        if let Some(lp) = lp {
             if task.is_some() || waiter.is_some() {
-                shared.push_remote(Remote::Call(Box::new(move |py| {
+                lp.call(move |py| {
                     if let Some(task) = task {
                         let _ = task.bind(py).call_method0(intern!(py, "cancel"));
                     }
                     drop(waiter);
-                })));
+                });
             }
         }
     }
@@ -267,7 +250,7 @@ impl Drop for StreamBody {
 pub struct BodyWriter {
     channel: Arc<Channel>,
     /// The loop whose futures an async producer awaits; `None` for sync producers.
-    event_loop: Option<Py<PyAny>>,
+    lp: Option<LoopHandle>,
 }
 
 #[pymethods]
@@ -282,14 +265,12 @@ impl BodyWriter {
         {
             return Ok(None);
         }
-        let event_loop = self
-            .event_loop
+        let lp = self
+            .lp
             .as_ref()
             .ok_or_else(|| PyRuntimeError::new_err("a sync producer sends with send_blocking()"))?;
         // Made without the lock held: the connection may take a chunk meanwhile.
-        let future = event_loop
-            .bind(py)
-            .call_method0(intern!(py, "create_future"))?;
+        let (future, waiter) = lp.create_future(py)?;
         let mut s = self.channel.state.lock();
         if s.client_gone {
             return Err(ApiError::ClientDisconnected.into());
@@ -297,7 +278,7 @@ impl BodyWriter {
         if s.queue.len() < CAPACITY {
             return Ok(None);
         }
-        s.waiter = Some(future.clone().unbind());
+        s.waiter = Some(waiter);
         Ok(Some(future.unbind()))
     }
 
@@ -383,7 +364,7 @@ impl Producer {
             // The response is already on its way: the producer is counted, not refused.
             let slot = lp.work.acquire();
             let threads = lp.stream_threads.clone();
-            let shared = lp.shared.clone();
+            let handle = lp.handle.clone();
             runtime::get().spawn(async move {
                 let permit = tokio::select! {
                     permit = threads.acquire_owned() => permit.ok(),
@@ -391,12 +372,12 @@ impl Producer {
                 };
                 let Some(permit) = permit else {
                     // Released with the GIL held, on the loop.
-                    shared.push_remote(Remote::Call(Box::new(move |_py| drop(response))));
+                    handle.release(response);
                     return;
                 };
                 let writer = BodyWriter {
                     channel: channel.clone(),
-                    event_loop: None,
+                    lp: None,
                 };
                 runtime::get().spawn_blocking(move || {
                     let _slot = slot;
@@ -420,9 +401,7 @@ impl Producer {
             self.spawn_task(py, lp);
         } else {
             let lp2 = lp.clone();
-            lp.shared.push_remote(Remote::Call(Box::new(move |py| {
-                self.spawn_task(py, &lp2);
-            })));
+            lp.handle.call(move |py| self.spawn_task(py, &lp2));
         }
     }
 
@@ -432,11 +411,11 @@ impl Producer {
             if s.client_gone {
                 return;
             }
-            s.shared = Some(lp.shared.clone());
+            s.lp = Some(lp.handle.clone());
         }
         let writer = BodyWriter {
             channel: self.channel.clone(),
-            event_loop: Some(lp.event_loop.clone_ref(py)),
+            lp: Some(lp.handle.clone()),
         };
         let task = Py::new(py, writer)
             .and_then(|w| {
@@ -445,7 +424,8 @@ impl Producer {
                     .call_method1(intern!(py, "_stream_async"), (w,))
             })
             .and_then(|coro| {
-                lp.event_loop
+                lp.handle
+                    .event_loop()
                     .bind(py)
                     .call_method1(intern!(py, "create_task"), (coro,))
             });

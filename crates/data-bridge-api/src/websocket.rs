@@ -1,6 +1,8 @@
-//! WebSockets (RFC 6455 over HTTP/1.1 `Upgrade`): the handshake is answered by the
-//! Python handler's `accept()` (or refused by a `close()` before it), then a Tokio task
-//! owns the connection and frames are read and written without the GIL.
+//! WebSockets (RFC 6455 over HTTP/1.1 `Upgrade`): the handshake is routed and its
+//! request built by [`crate::service`] like any request, its handler started by the
+//! [`Dispatcher`]; the handshake is answered by the handler's `accept()` (or refused by
+//! a `close()` before it), then a Tokio task owns the connection and frames are read
+//! and written without the GIL.
 //!
 //! ```text
 //!   socket ──▶ reader task ──▶ inbox (≤ QUEUE, ──▶ WebSocketConn.receive()
@@ -29,23 +31,23 @@
 //! have no other time limit, so this is what frees a vanished client's connection.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use data_bridge_pyloop::bridge::LoopFuture;
 use data_bridge_pyloop::runtime;
-use data_bridge_pyloop::wake::{Remote, Shared};
 use futures_util::{SinkExt, StreamExt};
-use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use http::{
+    header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version,
+};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCFunction, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyString};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -55,14 +57,10 @@ use tokio_tungstenite::tungstenite::{error::ProtocolError, Error as WsError, Mes
 use tokio_tungstenite::WebSocketStream;
 
 use crate::body::Body;
-use crate::endpoint::{Endpoint, PyEndpoint};
+use crate::dispatch::Dispatcher;
+use crate::endpoint::PyEndpoint;
 use crate::errors::ApiError;
-use crate::hooks;
-use crate::in_flight::Slot;
-use crate::request::{PyRequest, RequestData};
-use crate::request_body::RequestBody;
-use crate::router::WEBSOCKET_METHOD;
-use crate::service::AppState;
+use crate::request::RequestData;
 use crate::streaming::LoopRef;
 
 /// Messages buffered in each direction between the connection and the handler.
@@ -94,16 +92,17 @@ pub struct WsLimits {
 
 impl Default for WsLimits {
     fn default() -> Self {
+        use crate::options::default;
         WsLimits {
-            handshake_timeout: Duration::from_secs(10),
-            ping_interval: Some(Duration::from_secs(20)),
-            ping_timeout: Duration::from_secs(20),
+            handshake_timeout: Duration::from_secs_f64(default::WS_HANDSHAKE_TIMEOUT),
+            ping_interval: default::WS_PING_INTERVAL.map(Duration::from_secs_f64),
+            ping_timeout: Duration::from_secs_f64(default::WS_PING_TIMEOUT),
         }
     }
 }
 
 /// Whether `req` asks for a WebSocket (`GET`, HTTP/1.1, `Upgrade: websocket`).
-pub fn is_upgrade(req: &Request<Incoming>) -> bool {
+pub fn is_upgrade<B>(req: &Request<B>) -> bool {
     let has_token = |name: HeaderName, token: &str| {
         req.headers().get_all(name).iter().any(|v| {
             v.to_str()
@@ -163,7 +162,7 @@ struct Inbox {
     /// Payload bytes in `queue`.
     bytes: usize,
     /// The future `receive()` handed out while the queue was empty.
-    waiter: Option<Py<PyAny>>,
+    waiter: Option<LoopFuture>,
     /// How the connection ended, once it has.
     closed: Option<(u16, String)>,
 }
@@ -209,23 +208,8 @@ struct Session {
     space: Notify,
     outbox: mpsc::Sender<Outbound>,
     outbox_rx: Mutex<Option<mpsc::Receiver<Outbound>>>,
-    /// The asyncio task running the handler, until it is done (or cancelled).
-    handler: Mutex<Option<Py<PyAny>>>,
     epoch: Instant,
     heard: Heard,
-}
-
-fn resolve(shared: &Shared, future: Py<PyAny>, value: bool) {
-    shared.push_remote(Remote::Call(Box::new(move |py| {
-        let future = future.bind(py);
-        if !future
-            .call_method0(intern!(py, "done"))
-            .and_then(|d| d.is_truthy())
-            .unwrap_or(true)
-        {
-            let _ = future.call_method1(intern!(py, "set_result"), (value,));
-        }
-    })));
 }
 
 impl Session {
@@ -240,27 +224,15 @@ impl Session {
             inbox.closed = Some((*code, reason.clone()));
         }
         match inbox.waiter.take() {
-            Some(future) => {
+            Some(waiter) => {
                 drop(inbox);
                 let me = self.clone();
-                self.lp.shared.push_remote(Remote::Call(Box::new(move |py| {
-                    let fut = future.bind(py);
-                    let done = fut
-                        .call_method0(intern!(py, "done"))
-                        .and_then(|d| d.is_truthy())
-                        .unwrap_or(true);
-                    if done {
-                        // The receive was cancelled: the next one gets the message.
-                        me.inbox.lock().push_front(msg);
-                        return;
-                    }
-                    let set = msg
-                        .into_py(py)
-                        .and_then(|v| fut.call_method1(intern!(py, "set_result"), (v,)));
-                    if let Err(err) = set {
-                        let _ = fut.call_method1(intern!(py, "set_exception"), (err.value(py),));
-                    }
-                })));
+                waiter.settle(
+                    msg,
+                    |py, msg| msg.into_py(py),
+                    // The receive was cancelled: the next one gets the message.
+                    move |_, msg| me.inbox.lock().push_front(msg),
+                );
                 true
             }
             None => {
@@ -296,17 +268,6 @@ impl Session {
         self.heard.last_ms.load(Ordering::Acquire) >= since_ms
     }
 
-    /// Cancels the handler's task if it is still running (on the loop thread).
-    fn cancel_handler(self: &Arc<Self>) {
-        let me = self.clone();
-        self.lp.shared.push_remote(Remote::Call(Box::new(move |py| {
-            let task = me.handler.lock().take();
-            if let Some(task) = task {
-                let _ = task.bind(py).call_method0(intern!(py, "cancel"));
-            }
-        })));
-    }
-
     fn closed(&self) -> Option<(u16, String)> {
         self.inbox.lock().closed.clone()
     }
@@ -331,21 +292,12 @@ impl WebSocketConn {
             Ok(()) => Ok(None),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(ApiError::ClientDisconnected.into()),
             Err(mpsc::error::TrySendError::Full(item)) => {
-                let future = self
-                    .session
-                    .lp
-                    .event_loop
-                    .bind(py)
-                    .call_method0(intern!(py, "create_future"))?
-                    .unbind();
-                let waiter = future.clone_ref(py);
+                let (future, queued) = self.session.lp.handle.create_future(py)?;
                 let tx = self.session.outbox.clone();
-                let lp = self.session.lp.clone();
                 runtime::get().spawn(async move {
-                    let sent = tx.send(item).await.is_ok();
-                    resolve(&lp.shared, waiter, sent);
+                    queued.resolve(tx.send(item).await.is_ok());
                 });
-                Ok(Some(future))
+                Ok(Some(future.unbind()))
             }
         }
     }
@@ -413,11 +365,7 @@ impl WebSocketConn {
             return msg.into_py(py);
         }
         // Made without the lock held: the reader may deliver meanwhile.
-        let future = session
-            .lp
-            .event_loop
-            .bind(py)
-            .call_method0(intern!(py, "create_future"))?;
+        let (future, waiter) = session.lp.handle.create_future(py)?;
         let mut inbox = session.inbox.lock();
         if let Some(msg) = taken(&mut inbox) {
             drop(inbox);
@@ -428,7 +376,7 @@ impl WebSocketConn {
                 "another coroutine is already waiting for the next message",
             ));
         }
-        inbox.waiter = Some(future.clone().unbind());
+        inbox.waiter = Some(waiter);
         Ok(future.unbind())
     }
 
@@ -461,92 +409,57 @@ impl WebSocketConn {
     }
 }
 
-fn plain(status: StatusCode) -> Response<Body> {
+/// An empty response with `status`.
+pub fn plain(status: StatusCode) -> Response<Body> {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = status;
     resp
 }
 
-/// Cancels the handler if the handshake ends without its answer: the handshake timed
-/// out, or the client went away (the handshake future was dropped).
-struct Handshake {
-    session: Arc<Session>,
-    answered: bool,
+/// What a WebSocket connection is allowed (from the server's settings).
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Handshake and keepalive limits.
+    pub limits: WsLimits,
+    /// The largest message (the server's body size limit).
+    pub max_message: usize,
 }
 
-impl Drop for Handshake {
-    fn drop(&mut self) {
-        if !self.answered {
-            self.session.cancel_handler();
-        }
-    }
+/// The `Sec-WebSocket-Accept` value for a version 13 handshake; `None` for any other
+/// (answered with [`unsupported`]).
+pub fn accept_key(headers: &HeaderMap) -> Option<String> {
+    let key = headers.get("sec-websocket-key")?;
+    headers
+        .get("sec-websocket-version")
+        .is_some_and(|v| v == "13")
+        .then(|| derive_accept_key(key.as_bytes()))
 }
 
-/// Answers a WebSocket handshake: runs the route's handler and waits for its
-/// decision; on `accept()`, answers 101 and starts the connection's tasks.
-pub async fn handle(
-    state: &AppState,
-    mut req: Request<Incoming>,
-    client: Option<SocketAddr>,
-    server: Option<SocketAddr>,
-    scheme: &'static str,
-    host: String,
+/// The answer to a handshake of another version than 13, or without a key.
+pub fn unsupported() -> Response<Body> {
+    let mut resp = ApiError::BadRequest("unsupported WebSocket handshake".into()).into_response();
+    resp.headers_mut().insert(
+        HeaderName::from_static("sec-websocket-version"),
+        HeaderValue::from_static("13"),
+    );
+    resp
+}
+
+/// Answers a routed WebSocket handshake: starts the route's handler through the
+/// dispatcher and waits for its decision; on `accept()`, answers 101 and starts the
+/// connection's tasks. `key` is the [`accept_key`].
+pub async fn handshake(
+    dispatcher: &Dispatcher,
+    settings: Settings,
+    endpoint: Arc<PyEndpoint>,
+    data: RequestData,
+    key: String,
+    on_upgrade: OnUpgrade,
 ) -> Response<Body> {
-    let key = match req.headers().get("sec-websocket-key") {
-        Some(k)
-            if req
-                .headers()
-                .get("sec-websocket-version")
-                .is_some_and(|v| v == "13") =>
-        {
-            derive_accept_key(k.as_bytes())
-        }
-        _ => {
-            let mut resp =
-                ApiError::BadRequest("unsupported WebSocket handshake".into()).into_response();
-            resp.headers_mut().insert(
-                HeaderName::from_static("sec-websocket-version"),
-                HeaderValue::from_static("13"),
-            );
-            return resp;
-        }
-    };
-    let Ok(ws_method) = Method::from_bytes(WEBSOCKET_METHOD.as_bytes()) else {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR);
-    };
-    // As a Starlette app behind uvicorn: a handshake nothing accepts is refused with 403.
-    let (endpoint, params) = match state.router.find(&ws_method, req.uri().path()) {
-        Ok(found) => match found.endpoint {
-            Endpoint::WebSocket(ep) => (ep.clone(), found.params),
-            _ => return plain(StatusCode::FORBIDDEN),
-        },
-        Err(_) => return plain(StatusCode::FORBIDDEN),
-    };
-    // Held by the connection and by the handler's task, until both have ended.
-    let Some(slot) = state.dispatcher.work().try_acquire() else {
-        return ApiError::Overloaded.into_response();
-    };
-    let slot = Arc::new(slot);
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let (parts, _body) = req.into_parts();
-    let data = Arc::new(RequestData {
-        method: parts.method,
-        uri: parts.uri,
-        version: parts.version,
-        headers: parts.headers,
-        body: RequestBody::Buffered(Bytes::new()),
-        client,
-        server,
-        params,
-        // The handshake's HTTP scheme (`WebSocket.url` maps it to ws/wss).
-        scheme,
-        host,
-    });
     let (decision_tx, decision_rx) = oneshot::channel();
     let (outbox, outbox_rx) = mpsc::channel(QUEUE);
-    let lp = state.dispatcher.loop_ref().clone();
     let session = Arc::new(Session {
-        lp: lp.clone(),
+        lp: dispatcher.loop_ref().clone(),
         decision: Mutex::new(Some(decision_tx)),
         inbox: Mutex::new(Inbox {
             queue: VecDeque::new(),
@@ -557,27 +470,31 @@ pub async fn handle(
         space: Notify::new(),
         outbox,
         outbox_rx: Mutex::new(Some(outbox_rx)),
-        handler: Mutex::new(None),
         epoch: Instant::now(),
         heard: Heard::default(),
     });
-    let started = session.clone();
-    let handler_slot = slot.clone();
-    lp.shared.push_remote(Remote::Call(Box::new(move |py| {
-        start_handler(py, &endpoint, data, started, handler_slot);
-    })));
-    let limits = state.limits.websocket;
-    let mut handshake = Handshake {
-        session: session.clone(),
-        answered: false,
+    let conn = session.clone();
+    let failed = session.clone();
+    let running = dispatcher.spawn_websocket_handler(
+        endpoint,
+        data,
+        move |py| Ok(Py::new(py, WebSocketConn { session: conn })?.into_any()),
+        // Dropping the decision sender answers the handshake with 500.
+        move || drop(failed.decision.lock().take()),
+    );
+    let running = match running {
+        Ok(running) => running,
+        Err(e) => return e.into_response(),
     };
+    let limits = settings.limits;
     let decision = match tokio::time::timeout(limits.handshake_timeout, decision_rx).await {
         Ok(decision) => decision,
-        // Dropping `handshake` cancels the handler; a late `accept()` finds the
-        // client gone.
+        // Dropping `running` cancels the handler; a late `accept()` finds the client
+        // gone. (So does the client leaving first: this future is then dropped.)
         Err(_elapsed) => return plain(StatusCode::FORBIDDEN),
     };
-    handshake.answered = true;
+    // Counted in flight until both the handler and the connection have ended.
+    let held = running.detach();
     let (subprotocol, headers) = match decision {
         Ok(Decision::Accept {
             subprotocol,
@@ -600,62 +517,15 @@ pub async fn handle(
     for (name, value) in headers {
         h.append(name, value);
     }
-    let max_message = state.limits.max_body_size;
+    let max_message = settings.max_message;
     tokio::spawn(async move {
-        let _slot = slot;
+        let _held = held;
         match on_upgrade.await {
             Ok(upgraded) => run(TokioIo::new(upgraded), session, max_message, limits).await,
             Err(_) => session.finish(ABNORMAL, String::new()),
         }
     });
     resp
-}
-
-/// Calls the handler with the request and the connection and runs it as a task.
-fn start_handler(
-    py: Python<'_>,
-    ep: &Arc<PyEndpoint>,
-    data: Arc<RequestData>,
-    session: Arc<Session>,
-    slot: Arc<Slot>,
-) {
-    let run = || -> PyResult<()> {
-        let req = Py::new(py, PyRequest::new(data, ep.clone()))?;
-        let conn = Py::new(
-            py,
-            WebSocketConn {
-                session: session.clone(),
-            },
-        )?;
-        let coro = ep
-            .func
-            .bind(py)
-            .call1(PyTuple::new(py, [req.into_any(), conn.into_any()])?)?;
-        let task = session
-            .lp
-            .event_loop
-            .bind(py)
-            .call_method1(intern!(py, "create_task"), (coro,))?;
-        *session.handler.lock() = Some(task.clone().unbind());
-        // Counted until the handler is done; the callback also breaks the cycle
-        // session → task → callback → session.
-        let held = Mutex::new(Some((slot.clone(), session.clone())));
-        let on_done = PyCFunction::new_closure(py, None, None, move |_args, _kwargs| {
-            if let Some((_slot, session)) = held.lock().take() {
-                session.handler.lock().take();
-            }
-        })?;
-        task.call_method1(intern!(py, "add_done_callback"), (on_done,))?;
-        Ok(())
-    };
-    if let Err(err) = run() {
-        if let Ok(hooks) = hooks::get(py) {
-            let _ = hooks.report.bind(py).call1((err.value(py),));
-        }
-        // Dropping the decision sender answers the handshake with 500.
-        session.decision.lock().take();
-        session.handler.lock().take();
-    }
 }
 
 fn close_message(code: u16, reason: String) -> Message {

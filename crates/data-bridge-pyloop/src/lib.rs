@@ -3,7 +3,8 @@
 //!
 //! The crate exports Python classes (registered into `data_bridge._native` by the
 //! extension crate) and a Rust API for other crates of the workspace: the shared
-//! [`runtime`], and [`LoopCore`] to hand work to a running loop.
+//! [`runtime`], [`LoopCore`], and [`bridge`] to hand work and results to a running
+//! loop from Tokio.
 //!
 //! ```text
 //!  Python thread (run_forever)                Tokio (same thread by default)
@@ -13,6 +14,7 @@
 //!        └── block_on(wait) ───────────────────────┘
 //! ```
 
+pub mod bridge;
 pub mod clock;
 pub mod core;
 pub mod errors;
