@@ -1,6 +1,7 @@
-//! Native transports. Only the socket stream transport is native: it carries the
-//! traffic that benchmarks and servers care about. Pipes, datagrams and listening
-//! sockets are Python classes on top of the loop's readiness callbacks.
+//! Native transports: the socket stream transport (TCP and Unix streams, `stream/`)
+//! and the datagram transport (UDP and Unix datagrams), which carry the traffic that
+//! benchmarks and servers care about, on shared plumbing (`base`). Pipes and
+//! listening sockets are Python classes on top of the loop's readiness callbacks.
 
 pub(crate) mod base;
 pub mod datagram;
