@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from data_bridge.durations import check_seconds
-from data_bridge.listener import check_mode
+from data_bridge.process_pool import available_cpus
+from data_bridge.serve.listener import check_mode
 
 __all__ = [
     "ENV_PREFIX",
@@ -124,14 +125,6 @@ class Config:
 def env_name(option: str) -> str:
     """``max-body-size`` -> ``DATA_BRIDGE_MAX_BODY_SIZE``."""
     return ENV_PREFIX + option.replace("-", "_").upper()
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks and cpusets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def parse_bool(text: str) -> bool:
