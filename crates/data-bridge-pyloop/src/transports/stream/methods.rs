@@ -1,7 +1,7 @@
 //! What Python calls on the core: the `asyncio.Transport` methods the Python
 //! `SocketTransport` binds straight to it, and the hooks its loop uses.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::AtomicBool;
 
 use parking_lot::Mutex;
@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::sendfile::SendfileJob;
+use super::write::shut_write;
 use super::{make_reader, After, Inner, StreamTransport};
 use crate::core::LoopCore;
 use crate::errors::os_error;
@@ -127,8 +128,7 @@ impl StreamTransport {
         inner.eof = true;
         if inner.buffered() == 0 {
             if let Some(io) = inner.io.as_ref() {
-                // SAFETY: shutting down the write side of a live socket.
-                unsafe { libc::shutdown(io.get_ref().0, libc::SHUT_WR) };
+                shut_write(io);
             }
         }
     }
@@ -172,20 +172,8 @@ impl StreamTransport {
         if inner.sendfile.is_some() {
             return Err(PyRuntimeError::new_err("sendfile is already in progress"));
         }
-        // SAFETY: F_DUPFD_CLOEXEC only reads `file_fd`; an invalid one fails with EBADF.
-        let dup = unsafe { libc::fcntl(file_fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(os_error(&std::io::Error::last_os_error()));
-        }
-        // SAFETY: `dup` is a new descriptor that nothing else owns.
-        let file = unsafe { OwnedFd::from_raw_fd(dup) };
-        inner.sendfile = Some(SendfileJob {
-            file,
-            offset,
-            remaining: count,
-            sent: 0,
-            future,
-        });
+        let job = SendfileJob::new(file_fd, offset, count, future).map_err(|e| os_error(&e))?;
+        inner.sendfile = Some(job);
         self.slot.recheck(inner.lp.get());
         Ok(())
     }

@@ -4,17 +4,18 @@
 //! end of stream.
 
 use std::cell::RefCell;
-use std::os::fd::RawFd;
+use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use socket2::SockRef;
 
 use super::{Reader, StreamTransport};
 use crate::errors::os_error;
-use crate::transports::base::{is_fatal, retry};
+use crate::transports::base::{is_fatal, retry, Fd};
 
 /// asyncio's read size for socket transports.
 const READ_SIZE: usize = 256 * 1024;
@@ -25,9 +26,9 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_SIZE]);
 }
 
-fn sys_recv(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of its length.
-    retry(|| unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
+fn sys_recv(fd: &Fd, buf: &mut [u8]) -> std::io::Result<usize> {
+    let sock = SockRef::from(fd);
+    retry(|| (&*sock).read(buf))
 }
 
 impl StreamTransport {
@@ -201,7 +202,7 @@ impl StreamTransport {
             Poll::Pending => return Ok(None),
         };
         let len = buf.len();
-        match guard.try_io(|fd| sys_recv(fd.get_ref().0, buf)) {
+        match guard.try_io(|fd| sys_recv(fd.get_ref(), buf)) {
             Ok(Ok(n)) => {
                 if n > 0 && (n < len || drained) {
                     guard.clear_ready();

@@ -2,15 +2,18 @@
 //! the socket with `sendfile(2)` while the socket takes it; the caller's future gets
 //! `(bytes sent, error or None)`.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::num::NonZeroUsize;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
+use socket2::SockRef;
 
 use super::{After, Inner, StreamTransport};
 use crate::core::LoopCore;
+use crate::transports::base::retry;
 
 /// A `loop.sendfile()` in progress: data goes from `file` straight to the socket.
 pub(super) struct SendfileJob {
@@ -24,6 +27,31 @@ pub(super) struct SendfileJob {
     pub(super) future: Py<PyAny>,
 }
 
+impl SendfileJob {
+    /// A job sending `count` bytes (to end of file if `None`) of the file `file_fd`
+    /// from `offset`, on a duplicate of the descriptor; `future` gets the outcome.
+    pub(super) fn new(
+        file_fd: RawFd,
+        offset: u64,
+        count: Option<u64>,
+        future: Py<PyAny>,
+    ) -> std::io::Result<Self> {
+        if file_fd < 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        }
+        // SAFETY: the caller's file stays open during this call, and the borrow ends
+        // once the descriptor is duplicated.
+        let file = unsafe { BorrowedFd::borrow_raw(file_fd) }.try_clone_to_owned()?;
+        Ok(SendfileJob {
+            file,
+            offset,
+            remaining: count,
+            sent: 0,
+            future,
+        })
+    }
+}
+
 static SET_RESULT_UNLESS_CANCELLED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 impl StreamTransport {
@@ -35,9 +63,10 @@ impl StreamTransport {
         };
         let mut cx = Context::from_waker(&self.slot.waker);
         let outcome = loop {
+            // At most 1 GiB a call (lossless as `usize`), so other sources get a turn.
             let want = match job.remaining {
                 Some(0) => break Ok(true),
-                Some(n) => n.min(1 << 30),
+                Some(n) => n.min(1 << 30) as usize,
                 None => 1 << 30,
             };
             let mut guard = match io.poll_write_ready(&mut cx) {
@@ -45,22 +74,12 @@ impl StreamTransport {
                 Poll::Ready(Err(e)) => break Err(e),
                 Poll::Pending => break Ok(false),
             };
-            let mut offset = job.offset as libc::off_t;
             let res = guard.try_io(|fd| {
-                // SAFETY: both descriptors are live; `offset` is a valid out-parameter.
-                let n = unsafe {
-                    libc::sendfile(
-                        fd.get_ref().0,
-                        job.file.as_raw_fd(),
-                        &mut offset,
-                        want as usize,
-                    )
-                };
-                if n < 0 {
-                    Err(std::io::Error::last_os_error())
-                } else {
-                    Ok(n as u64)
-                }
+                let offset = usize::try_from(job.offset)
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+                let sock = SockRef::from(fd.get_ref());
+                retry(|| sock.sendfile(&job.file, offset, NonZeroUsize::new(want)))
+                    .map(|n| n as u64)
             });
             match res {
                 Ok(Ok(0)) => break Ok(true),

@@ -3,23 +3,31 @@
 //! with asyncio's flow control (`pause_writing` / `resume_writing`) around it. After
 //! the buffer empties, `write_eof()` shuts the write side down.
 
-use std::os::fd::RawFd;
+use std::net::Shutdown;
 use std::task::{Context, Poll};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use socket2::SockRef;
+use tokio::io::unix::AsyncFd;
 
 use super::{After, Inner, StreamTransport};
 use crate::errors::os_error;
-use crate::transports::base::retry;
+use crate::transports::base::{retry, Fd};
 
 /// Writes after the connection is lost are counted and, past this many, logged.
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 
-fn sys_send(fd: RawFd, data: &[u8]) -> std::io::Result<usize> {
-    // SAFETY: `data` is valid for reads of its length.
-    retry(|| unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) })
+/// `send(2)` without `SIGPIPE`: a peer that went away is an `EPIPE` error instead.
+fn sys_send(fd: &Fd, data: &[u8]) -> std::io::Result<usize> {
+    retry(|| SockRef::from(fd).send_with_flags(data, libc::MSG_NOSIGNAL))
+}
+
+/// Shuts the write side down (`write_eof`). A failure is left alone: it means the
+/// connection is gone, which the next read or write reports.
+pub(super) fn shut_write(io: &AsyncFd<Fd>) {
+    let _ = SockRef::from(io.get_ref()).shutdown(Shutdown::Write);
 }
 
 impl StreamTransport {
@@ -36,7 +44,7 @@ impl StreamTransport {
                 Poll::Pending => return Ok(()),
             };
             let data = &inner.buf[inner.buf_off..];
-            match guard.try_io(|fd| sys_send(fd.get_ref().0, data)) {
+            match guard.try_io(|fd| sys_send(fd.get_ref(), data)) {
                 Ok(Ok(n)) => {
                     inner.buf_off += n;
                     if n < data.len() {
@@ -78,8 +86,7 @@ impl StreamTransport {
             after.lost = true;
         } else if inner.eof {
             if let Some(io) = inner.io.as_ref() {
-                // SAFETY: shutting down the write side of a live socket.
-                unsafe { libc::shutdown(io.get_ref().0, libc::SHUT_WR) };
+                shut_write(io);
             }
         }
     }
@@ -137,7 +144,7 @@ impl StreamTransport {
                 let mut cx = Context::from_waker(&this.slot.waker);
                 let res = match io.poll_write_ready(&mut cx) {
                     Poll::Ready(Ok(mut guard)) => {
-                        match guard.try_io(|fd| sys_send(fd.get_ref().0, data)) {
+                        match guard.try_io(|fd| sys_send(fd.get_ref(), data)) {
                             Ok(r) => {
                                 if matches!(r, Ok(n) if n < data.len()) {
                                     guard.clear_ready();
@@ -149,7 +156,7 @@ impl StreamTransport {
                     }
                     // Tokio has not seen the socket writable lately; try anyway, and the
                     // waker just registered reports when it is.
-                    _ => match sys_send(io.get_ref().0, data) {
+                    _ => match sys_send(io.get_ref(), data) {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
                         r => r,
                     },

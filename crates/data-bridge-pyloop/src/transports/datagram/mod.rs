@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::task::{Context, Poll};
 
@@ -16,7 +17,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString, PyTuple};
-use socket2::SockAddr;
+use socket2::{SockAddr, SockRef};
 use tokio::io::unix::AsyncFd;
 
 use crate::core::LoopCore;
@@ -122,45 +123,20 @@ fn addr_from_py(addr: &Bound<'_, PyAny>) -> Option<SockAddr> {
     None
 }
 
-fn recv_from(fd: i32, buf: &mut [u8]) -> std::io::Result<(usize, SockAddr)> {
-    // SAFETY: `storage` is large enough for any address and `len` tells the kernel so;
-    // `buf` is valid for writes of its length.
-    unsafe {
-        let mut n = 0usize;
-        let (_, addr) = SockAddr::try_init(|storage, len| {
-            n = retry(|| {
-                libc::recvfrom(
-                    fd,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                    storage.cast(),
-                    len,
-                )
-            })?;
-            Ok(())
-        })?;
-        Ok((n, addr))
-    }
+fn recv_from(fd: &Fd, buf: &mut [u8]) -> std::io::Result<(usize, SockAddr)> {
+    // SAFETY: viewing initialised bytes as `MaybeUninit` is sound as long as nothing
+    // writes uninitialised ones through the view, and `recvfrom(2)` writes only data.
+    let buf = unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) };
+    let sock = SockRef::from(fd);
+    retry(|| sock.recv_from(buf))
 }
 
-fn send_to(fd: i32, data: &[u8], dest: Option<&SockAddr>) -> std::io::Result<usize> {
+/// Sends one datagram, to `dest` or to the connected peer, without `SIGPIPE`.
+fn send_to(fd: &Fd, data: &[u8], dest: Option<&SockAddr>) -> std::io::Result<usize> {
+    let sock = SockRef::from(fd);
     match dest {
-        // SAFETY: `data` and the address are valid for reads of their lengths.
-        Some(a) => retry(|| unsafe {
-            libc::sendto(
-                fd,
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_NOSIGNAL,
-                a.as_ptr().cast(),
-                a.len(),
-            )
-        }),
-        // SAFETY: `data` is valid for reads of its length.
-        None => retry(|| unsafe {
-            libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL)
-        }),
+        Some(addr) => retry(|| sock.send_to_with_flags(data, addr, libc::MSG_NOSIGNAL)),
+        None => retry(|| sock.send_with_flags(data, libc::MSG_NOSIGNAL)),
     }
 }
 
@@ -244,7 +220,7 @@ impl DatagramTransport {
         };
         let received = RECV_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
-            match guard.try_io(|fd| recv_from(fd.get_ref().0, &mut buf[..])) {
+            match guard.try_io(|fd| recv_from(fd.get_ref(), &mut buf[..])) {
                 Ok(Ok((n, addr))) => {
                     Some(Ok((PyBytes::new(py, &buf[..n]).into_any().unbind(), addr)))
                 }
@@ -279,7 +255,7 @@ impl DatagramTransport {
                 Poll::Pending => return Ok(()),
             };
             let target = if self.connected { None } else { dest.as_ref() };
-            match guard.try_io(|fd| send_to(fd.get_ref().0, data, target)) {
+            match guard.try_io(|fd| send_to(fd.get_ref(), data, target)) {
                 Ok(Ok(_)) => {
                     if let Some((data, _)) = inner.queue.pop_front() {
                         inner.queued -= data.len();
@@ -520,7 +496,7 @@ impl DatagramTransport {
             let Some(io) = inner.io.as_ref() else {
                 return Ok(());
             };
-            match send_to(io.get_ref().0, data, dest.as_ref()) {
+            match send_to(io.get_ref(), data, dest.as_ref()) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let mut cx = Context::from_waker(&this.slot.waker);
