@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from data_bridge.cli import main
+from data_bridge.serve.cli import main
 
 sys.exit(main())

@@ -486,7 +486,7 @@ class Server:
         ``tls``: PEM certificate chain, key and client CA bundle (or ``None``) to
         serve HTTPS."""
     def start(self, lp: LoopCore, fd: int) -> Any:
-        """Adopts the listening socket ``fd`` (bound by ``data_bridge.listener``; it is
+        """Adopts the listening socket ``fd`` (bound by ``data_bridge.serve.listener``; it is
         duplicated, so the caller still owns it) and starts accepting. Returns the
         address: ``(host, port)`` or the socket path."""
     def reload_tls(self, cert_chain: bytes, key: bytes, client_ca: bytes | None = None) -> None:

@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 import pydantic_core
 
 from data_bridge import _native
-from data_bridge.datastructures import Headers, UploadFile
+from data_bridge.datastructures import UploadFile
 from data_bridge.dependencies import Depends
 from data_bridge.durations import check_seconds
 from data_bridge.endpoints import Route, compile_route, compile_websocket_route
 from data_bridge.exceptions import RequestValidationError
+from data_bridge.headers import Headers
 from data_bridge.lifespan import Lifespan, LifespanFactory
 from data_bridge.middleware.base import BaseHTTPMiddleware, Middleware, build_stack
 from data_bridge.middleware.native import NativeMiddleware, native_class

@@ -18,7 +18,7 @@ from typing import Any, ParamSpec
 
 from data_bridge.reporting import report
 
-__all__ = ["BackgroundTask", "BackgroundTasks", "drain", "run_background"]
+__all__ = ["BackgroundTask", "BackgroundTasks", "drain", "run_background", "running"]
 
 P = ParamSpec("P")
 
@@ -74,6 +74,11 @@ def run_background(background: BackgroundTask) -> asyncio.Task[None]:
     _running.add(task)
     task.add_done_callback(_running.discard)
     return task
+
+
+def running() -> int:
+    """How many scheduled background tasks have not finished yet (on any loop)."""
+    return len(_running)
 
 
 async def drain(timeout: float | None = None) -> bool:

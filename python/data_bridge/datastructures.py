@@ -1,5 +1,6 @@
-"""The request's multi-valued collections: ``Headers``, ``QueryParams`` and the parsed
-form (``FormData``), whose files are :class:`UploadFile` objects.
+"""The request's multi-valued collections besides its headers (:mod:`data_bridge.headers`):
+``QueryParams`` and the parsed form (``FormData``), whose files are :class:`UploadFile`
+objects.
 
 An ``UploadFile`` keeps its content in a ``tempfile.SpooledTemporaryFile``: in memory
 up to 1 MiB, then on disk. Its async methods touch a file that has rolled to disk in a
@@ -16,49 +17,9 @@ from urllib.parse import parse_qsl
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic_core import core_schema
 
-__all__ = ["FormData", "Headers", "QueryParams", "UploadFile"]
+from data_bridge.headers import Headers
 
-
-class Headers:
-    """Case-insensitive, multi-valued request headers."""
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self._pairs = pairs
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for k, v in self._pairs:
-            if k == name:
-                return v
-        return default
-
-    def getlist(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self._pairs if k == name]
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
-
-    def keys(self) -> list[str]:
-        return [k for k, _ in self._pairs]
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._pairs)
-
-    def __iter__(self) -> Any:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._pairs!r})"
+__all__ = ["FormData", "QueryParams", "UploadFile"]
 
 
 class QueryParams(Headers):

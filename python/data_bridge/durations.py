@@ -1,7 +1,7 @@
 """Durations in seconds, checked where they enter: ``App(timeout=...)``, a route's
 ``timeout=``, ``graceful_timeout`` of :func:`~data_bridge.serve` and
 :func:`~data_bridge.stop`, and ``data-bridge serve --timeout`` / ``--graceful-timeout``
-(and their environment variables, see :mod:`data_bridge.config`).
+(and their environment variables, see :mod:`data_bridge.serve.config`).
 
 The server holds durations as Rust ``Duration`` values, which cannot be NaN, infinite,
 negative or astronomically large; one check here keeps every such value out.

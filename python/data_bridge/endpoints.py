@@ -364,8 +364,7 @@ class _Runner:
 
     async def run_async(self, native: Any) -> Any:
         if self.middleware is not None:
-            request = Request(native, self.app)
-            request._route = self._as_response  # type: ignore[attr-defined]
+            request = Request(native, self.app, call_route=self._as_response)
             return await self.middleware(request)
         return await self._handle(native, offload=True)
 

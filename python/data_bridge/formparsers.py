@@ -22,7 +22,8 @@ import python_multipart
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
-from data_bridge.datastructures import FormData, Headers, UploadFile
+from data_bridge.datastructures import FormData, UploadFile
+from data_bridge.headers import Headers
 
 __all__ = ["MAX_PART_SIZE", "SPOOL_MAX_SIZE", "FormError", "parse_form"]
 

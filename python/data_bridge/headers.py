@@ -1,15 +1,58 @@
-"""``MutableHeaders``: a case-insensitive view over a response's ``raw_headers`` list, so
+"""HTTP headers, case-insensitive and multi-valued: ``Headers``, the request's (read
+only), and ``MutableHeaders``, a view over a response's ``raw_headers`` list, so
 ``response.headers["X-Token"] = "..."`` changes what is sent."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-__all__ = ["MutableHeaders"]
+__all__ = ["Headers", "MutableHeaders"]
 
 
 def _enc(text: str) -> bytes:
     return text.encode("latin-1")
+
+
+class Headers:
+    """Case-insensitive, multi-valued request headers."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        for k, v in self._pairs:
+            if k == name:
+                return v
+        return default
+
+    def getlist(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self._pairs if k == name]
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self._pairs]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._pairs!r})"
 
 
 class MutableHeaders:

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -24,11 +25,17 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from data_bridge.config import available_cpus
-
-__all__ = ["ProcessPool"]
+__all__ = ["ProcessPool", "available_cpus"]
 
 logger = logging.getLogger("data_bridge")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks and cpusets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _ignore_sigint() -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import http.cookies
-from collections.abc import AsyncIterator, Generator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 from data_bridge import _native, jsonparser
-from data_bridge.datastructures import FormData, Headers, QueryParams
+from data_bridge.datastructures import FormData, QueryParams
 from data_bridge.exceptions import HTTPException
 from data_bridge.formparsers import MAX_PART_SIZE, FormError, parse_form
+from data_bridge.headers import Headers
 from data_bridge.url import URL
+
+if TYPE_CHECKING:
+    from data_bridge.responses import Response
 
 __all__ = ["HTTPConnection", "Headers", "QueryParams", "Request", "State"]
 
@@ -89,8 +93,18 @@ class HTTPConnection:
 class Request(HTTPConnection):
     """An HTTP request. Nothing is copied from Rust until it is read."""
 
-    def __init__(self, native: _native.RequestData, app: Any = None) -> None:
+    def __init__(
+        self,
+        native: _native.RequestData,
+        app: Any = None,
+        *,
+        call_route: Callable[[Request], Awaitable[Response]] | None = None,
+    ) -> None:
         super().__init__(native, app)
+        #: The matched route, answering with a ``Response``: what the innermost layer of
+        #: the app's middleware stack awaits (the stack is built once per app, so the
+        #: route travels with the request). ``None`` outside a middleware stack.
+        self.call_route = call_route
         self._body: bytes | None = None
         self._stream_consumed = False
         self._form: FormData | None = None

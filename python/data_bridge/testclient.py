@@ -38,7 +38,7 @@ import httpx
 
 from data_bridge import background, reporting
 from data_bridge.pyloop import new_event_loop
-from data_bridge.server import start, stop
+from data_bridge.serve.server import start, stop
 from data_bridge.websockets import WebSocketDisconnect
 
 __all__ = ["TestClient", "WebSocketTestSession"]
@@ -76,8 +76,8 @@ class _ServerThread:
     def wait_background(self, timeout: float) -> None:
         """Returns once the background work of the responses received so far is done."""
         # The server counts a response's background work until it has been scheduled
-        # (then it is in ``background._running``): read in this order, nothing slips by.
-        if self.server.background_pending() == 0 and not background._running:
+        # (then ``background.running()`` counts it): read in this order, nothing slips by.
+        if self.server.background_pending() == 0 and not background.running():
             return
 
         async def wait() -> None:

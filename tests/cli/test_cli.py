@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from data_bridge.config import (
+from data_bridge.serve.config import (
     ConfigError,
     load_env_file,
     parse_positive_seconds,

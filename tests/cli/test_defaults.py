@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 import data_bridge
-from data_bridge import _native, defaults
-from data_bridge.cli import build_parser
-from data_bridge.config import Config
+from data_bridge import _native
+from data_bridge.serve import defaults
+from data_bridge.serve.cli import build_parser
+from data_bridge.serve.config import Config
 
 # (start() keyword, Config field) for the settings both take.
 SHARED = [

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from data_bridge import App, BackgroundTasks, File, Form, Request, UploadFile
-from data_bridge.datastructures import FormData, Headers
+from data_bridge.datastructures import FormData
+from data_bridge.headers import Headers
 from tests.waiting import wait_until
 
 from .conftest import run_server

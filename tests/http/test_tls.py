@@ -18,7 +18,7 @@ import trustme
 import websockets.sync.client
 
 from data_bridge import App, Request, WebSocket
-from data_bridge.tls import Certificates, TLSConfigError
+from data_bridge.serve.tls import Certificates, TLSConfigError
 from tests.waiting import wait_until
 
 from .conftest import Running, run_server_info

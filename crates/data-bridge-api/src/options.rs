@@ -1,7 +1,7 @@
 //! `ServerOptions`: every setting of a server, with its default, defined once.
 //!
 //! The defaults are the constants in [`default`]. Python reads them from
-//! `data_bridge._native.ServerOptions()` (see `python/data_bridge/defaults.py`), so the
+//! `data_bridge._native.ServerOptions()` (see `python/data_bridge/serve/defaults.py`), so the
 //! keyword defaults of `data_bridge.start()`, the fields of `data-bridge serve`'s
 //! `Config` and its `--help` all show the values the server uses when nothing is said.
 //! Python then passes the chosen values back as one `ServerOptions` to

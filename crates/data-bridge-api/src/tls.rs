@@ -7,7 +7,7 @@
 //! With a client CA bundle, every client must present a certificate that chains to it
 //! (mutual TLS); without one, clients are not asked for a certificate.
 //!
-//! Private keys arrive decrypted: `data_bridge.tls` decrypts a password-protected key
+//! Private keys arrive decrypted: `data_bridge.serve.tls` decrypts a password-protected key
 //! before handing it over, so no password crosses into Rust.
 
 use std::sync::Arc;

@@ -68,8 +68,10 @@ class Middleware:
 
 
 async def _route(request: Request) -> Response:
-    """The innermost layer: the matched route (set on the request by its runner)."""
-    return await request._route(request)  # type: ignore[attr-defined, no-any-return]
+    """The innermost layer: the matched route (given to the request by its runner)."""
+    if request.call_route is None:
+        raise RuntimeError("the middleware stack runs only for a request to a route")
+    return await request.call_route(request)
 
 
 def build_stack(middleware: list[Middleware]) -> CallNext:

@@ -3,7 +3,7 @@
 //! `contextvars.Context`, reporting errors, and tearing down in asyncio's order
 //! (deregister, `connection_lost`, close the socket, tell the server).
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::Waker;
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
@@ -26,6 +26,16 @@ pub(crate) struct Fd(pub(crate) RawFd);
 impl AsRawFd for Fd {
     fn as_raw_fd(&self) -> RawFd {
         self.0
+    }
+}
+
+/// Lets `socket2::SockRef` borrow the socket, for its safe system call wrappers.
+impl AsFd for Fd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the Python socket that owns the descriptor is closed only after the
+        // registration holding this `Fd` is dropped (see above), so it is open while
+        // borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.0) }
     }
 }
 
@@ -134,15 +144,11 @@ pub(crate) fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
 }
 
 /// Retries a system call interrupted by a signal.
-pub(crate) fn retry<F: FnMut() -> isize>(mut call: F) -> std::io::Result<usize> {
+pub(crate) fn retry<T, F: FnMut() -> std::io::Result<T>>(mut call: F) -> std::io::Result<T> {
     loop {
-        let n = call();
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
+        match call() {
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            result => return result,
         }
     }
 }

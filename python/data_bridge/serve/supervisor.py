@@ -16,12 +16,12 @@ starts worker processes that inherit it, and keeps the right number of them aliv
   and replaced like a worker that died; it would otherwise keep accepting connections
   it never answers. The clock starts at ``ready``, so a slow import or startup hook
   is never mistaken for a hang.
-- Every worker inherits a shared memory file (:mod:`data_bridge.shared_metrics`) where
+- Every worker inherits a shared memory file (:mod:`data_bridge.serve.shared_metrics`) where
   all workers keep their metrics and the supervisor counts restarts, so any worker's
   ``/metrics`` answers for the whole server.
 
 The supervisor never starts a Tokio runtime: workers are fresh interpreters
-(``python -m data_bridge.worker``), never forks.
+(``python -m data_bridge.serve.worker``), never forks.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ import time
 from dataclasses import dataclass, field
 from types import FrameType
 
-from data_bridge.config import Config
-from data_bridge.reload import INTERVAL as RELOAD_INTERVAL
-from data_bridge.reload import SourceWatcher
-from data_bridge.shared_metrics import SharedMetrics
+from data_bridge.serve.config import Config
+from data_bridge.serve.reload import INTERVAL as RELOAD_INTERVAL
+from data_bridge.serve.reload import SourceWatcher
+from data_bridge.serve.shared_metrics import SharedMetrics
 
 __all__ = ["MAX_BACKOFF", "STABLE_AFTER", "Supervisor"]
 
@@ -158,7 +158,7 @@ class Supervisor:
         cmd = [
             sys.executable,
             "-m",
-            "data_bridge.worker",
+            "data_bridge.serve.worker",
             str(fd),
             str(theirs.fileno()),
             self.config.to_json(),

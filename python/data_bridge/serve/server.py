@@ -14,7 +14,7 @@ from typing import Any
 
 import pydantic_core
 
-from data_bridge import _native, defaults, listener
+from data_bridge import _native
 from data_bridge.app import App
 from data_bridge.background import drain, run_background
 from data_bridge.durations import check_seconds
@@ -22,7 +22,8 @@ from data_bridge.exceptions import HTTPException
 from data_bridge.pyloop import new_event_loop
 from data_bridge.reporting import report
 from data_bridge.responses import FileResponse, Response, StreamingResponse
-from data_bridge.tls import Certificates
+from data_bridge.serve import defaults, listener
+from data_bridge.serve.tls import Certificates
 
 __all__ = ["serve", "start", "stop"]
 
@@ -40,7 +41,7 @@ _native.http_setup(
 )
 
 
-# The defaults of the server's own settings (see ``data_bridge.defaults``).
+# The defaults of the server's own settings (see ``data_bridge.serve.defaults``).
 _SERVER = defaults.SERVER
 
 

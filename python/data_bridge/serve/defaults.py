@@ -6,7 +6,7 @@ options.rs``): :data:`SERVER` holds them as ``ServerOptions()`` reports them. Th
 settings only Python uses (where to bind, how long to drain) are the constants below.
 
 :func:`data_bridge.start`, :func:`data_bridge.serve`, ``data-bridge serve``'s
-:class:`~data_bridge.config.Config` and its ``--help`` all read their defaults here.
+:class:`~data_bridge.serve.config.Config` and its ``--help`` all read their defaults here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The ``data-bridge`` command (also ``python -m data_bridge``).
 
 ``data-bridge serve module:app`` binds the listening socket, then either serves in
-this process (one worker) or hands the socket to a :class:`~data_bridge.supervisor.
+this process (one worker) or hands the socket to a :class:`~data_bridge.serve.supervisor.
 Supervisor` that runs worker processes. Every error an operator can cause ends as one
 ``error: ...`` line on stderr: status 2 for usage errors, 1 for errors loading the app
 or binding the address.
@@ -18,8 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from data_bridge import logs
-from data_bridge.config import (
+from data_bridge.serve import logs
+from data_bridge.serve.config import (
     LOG_LEVELS,
     Config,
     ConfigError,
@@ -40,9 +40,9 @@ from data_bridge.config import (
     parse_workers,
     resolve,
 )
-from data_bridge.importer import AppLoadError, split_target
-from data_bridge.listener import BindError, bind, close
-from data_bridge.tls import Certificates, TLSConfigError
+from data_bridge.serve.importer import AppLoadError, split_target
+from data_bridge.serve.listener import BindError, bind, close
+from data_bridge.serve.tls import Certificates, TLSConfigError
 
 __all__ = ["build_parser", "main"]
 
@@ -309,7 +309,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _serve_here(config: Config, listener: socket.socket) -> int:
     # Imported here: the supervisor never needs the event loop.
-    from data_bridge.worker import BootError, prepare, run
+    from data_bridge.serve.worker import BootError, prepare, run
 
     debug = config.log_level == "debug"
     try:
@@ -361,7 +361,7 @@ def serve(args: argparse.Namespace) -> int:
         if config.uds is None and config.port == 0:
             config.port = listener.getsockname()[1]
         if config.supervised:
-            from data_bridge.supervisor import Supervisor
+            from data_bridge.serve.supervisor import Supervisor
 
             return Supervisor(config, listener).run()
         return _serve_here(config, listener)

@@ -2,7 +2,7 @@
 accepting on a listening socket it was given.
 
 Run in the CLI's own process when there is no supervisor, or as
-``python -m data_bridge.worker LISTEN_FD CHANNEL_FD CONFIG_JSON [METRICS_FD]`` by the
+``python -m data_bridge.serve.worker LISTEN_FD CHANNEL_FD CONFIG_JSON [METRICS_FD]`` by the
 supervisor
 (a fresh interpreter, never a fork of one whose runtime has started). A supervised
 worker talks to its supervisor over a socket pair, one line per message:
@@ -31,14 +31,15 @@ import socket
 import sys
 from collections.abc import Callable
 
-from data_bridge import _native, logs
+from data_bridge import _native
 from data_bridge.app import App
-from data_bridge.config import Config
-from data_bridge.importer import AppLoadError, load_app
 from data_bridge.pyloop import new_event_loop
-from data_bridge.server import start
-from data_bridge.server import stop as stop_server
-from data_bridge.tls import Certificates
+from data_bridge.serve import logs
+from data_bridge.serve.config import Config
+from data_bridge.serve.importer import AppLoadError, load_app
+from data_bridge.serve.server import start
+from data_bridge.serve.server import stop as stop_server
+from data_bridge.serve.tls import Certificates
 
 __all__ = ["BOOT_ERROR", "heartbeat_interval", "main", "prepare", "run"]
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_bridge import defaults
 from data_bridge.durations import check_seconds
-from data_bridge.listener import check_mode
+from data_bridge.process_pool import available_cpus
+from data_bridge.serve import defaults
+from data_bridge.serve.listener import check_mode
 
 __all__ = [
     "ENV_PREFIX",
@@ -56,7 +57,7 @@ class ConfigError(ValueError):
 @dataclass
 class Config:
     """Everything ``data-bridge serve`` needs to run an app (defaults are the CLI's,
-    the server's from :mod:`data_bridge.defaults`)."""
+    the server's from :mod:`data_bridge.serve.defaults`)."""
 
     app: str
     host: str = defaults.HOST
@@ -127,14 +128,6 @@ class Config:
 def env_name(option: str) -> str:
     """``max-body-size`` -> ``DATA_BRIDGE_MAX_BODY_SIZE``."""
     return ENV_PREFIX + option.replace("-", "_").upper()
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks and cpusets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def parse_bool(text: str) -> bool:
