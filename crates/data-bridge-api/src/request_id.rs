@@ -59,8 +59,11 @@ pub fn generate() -> HeaderValue {
             *digit = HEX[(word >> (60 - 4 * j) & 0xf) as usize];
         }
     }
-    // Hex digits are always a valid header value.
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    // One allocation whose clones (request, response, access log) share a count;
+    // copied bytes would take a second one on the first clone. Hex digits are always
+    // a valid header value.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]
