@@ -12,6 +12,12 @@
 //! or NUL; the joined path is
 //! then resolved (symlinks included) and refused unless it is still under the root.
 //! Every refusal is a `404`, indistinguishable from a missing file.
+//!
+//! Why not tower-http's `ServeDir`/`ServeFile`: the same code must also answer a
+//! `FileResponse` built by a Python handler (its status, headers and `filename`
+//! are Python's), follow Starlette's `StaticFiles` (html mode, every refusal a `404`,
+//! dotfiles and symlinks leaving the root refused), and produce this crate's [`Body`]
+//! so the access log and metrics observe file responses like any other.
 
 use std::ffi::OsStr;
 use std::fs::{File, Metadata, OpenOptions};
