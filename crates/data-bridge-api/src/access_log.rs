@@ -15,9 +15,11 @@
 //!
 //! Text lines share the prefix of the Python server log (`<local time> INFO [pid]`);
 //! JSON lines carry the server log's keys (`time`, `level`, `message`, `logger`,
-//! `pid`) plus the request's fields. The time prefix is formatted once a second
-//! (chrono, which reads the time zone itself: libc's `localtime_r` is not safe against
-//! another thread's `setenv`).
+//! `pid`) plus the request's fields. The time prefix is formatted once a second. The
+//! local time zone is read once, when the log starts (as Python reads it once, at
+//! `import time`), on the thread that starts it: the writer never reads the
+//! environment, which would race with a `setenv` in another thread (the reason
+//! libc's `localtime_r` is not used).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -28,8 +30,9 @@ use std::sync::Arc;
 use std::thread::Thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Datelike, Local, TimeZone, Timelike, Utc};
 use http::{HeaderValue, Method, Version};
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use parking_lot::Mutex;
 
 use crate::errors::{push_json_escaped, push_json_string};
@@ -364,6 +367,8 @@ fn version_str(v: Version) -> &'static str {
 struct Lines {
     format: LogFormat,
     pid: u32,
+    /// The local time zone, read when the log started.
+    zone: TimeZone,
     local: Cached,
     utc: Cached,
 }
@@ -378,7 +383,13 @@ struct Cached {
 impl Cached {
     /// Appends `t` to `out`, its date and time formatted by `fmt` (once a second) and
     /// its milliseconds after `sep`.
-    fn push(&mut self, out: &mut String, t: SystemTime, sep: char, fmt: fn(&mut String, u64)) {
+    fn push(
+        &mut self,
+        out: &mut String,
+        t: SystemTime,
+        sep: char,
+        fmt: impl FnOnce(&mut String, u64),
+    ) {
         let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
         let second = since.as_secs();
         if self.second != Some(second) {
@@ -392,17 +403,18 @@ impl Cached {
     }
 }
 
-/// `second` (since the epoch) as a date and time; far out of range is the epoch.
-fn utc_at(second: u64) -> DateTime<Utc> {
-    i64::try_from(second)
+/// `second` (since the epoch) in `zone`; out of range (past 9999) is the epoch.
+fn civil(second: u64, zone: &TimeZone) -> jiff::civil::DateTime {
+    let t = i64::try_from(second)
         .ok()
-        .and_then(|s| DateTime::from_timestamp(s, 0))
-        .unwrap_or(DateTime::UNIX_EPOCH)
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    zone.to_datetime(t)
 }
 
 /// `2024-05-01T12:00:00` (UTC).
 fn utc_text(out: &mut String, second: u64) {
-    let t = utc_at(second);
+    let t = civil(second, &TimeZone::UTC);
     let _ = write!(
         out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
@@ -415,9 +427,9 @@ fn utc_text(out: &mut String, second: u64) {
     );
 }
 
-/// `2024-05-01 14:00:00` in local time, as Python logging's `asctime`.
-fn local_text(out: &mut String, second: u64) {
-    let t = Local.from_utc_datetime(&utc_at(second).naive_utc());
+/// `2024-05-01 14:00:00` in `zone`, as Python logging's `asctime`.
+fn local_text(out: &mut String, second: u64, zone: &TimeZone) {
+    let t = civil(second, zone);
     let _ = write!(
         out,
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
@@ -435,6 +447,7 @@ impl Lines {
         Lines {
             format,
             pid: std::process::id(),
+            zone: TimeZone::system(),
             local: Cached::default(),
             utc: Cached::default(),
         }
@@ -447,7 +460,8 @@ impl Lines {
         let target = r.target.as_str();
         match self.format {
             LogFormat::Text => {
-                self.local.push(out, r.time, ',', local_text);
+                self.local
+                    .push(out, r.time, ',', |o, s| local_text(o, s, &self.zone));
                 out.push_str(" INFO    [");
                 push_int(out, self.pid);
                 out.push_str("] ");
@@ -521,7 +535,8 @@ impl Lines {
         let message = format!("access log: {count} line(s) dropped, standard error is too slow");
         match self.format {
             LogFormat::Text => {
-                self.local.push(out, now, ',', local_text);
+                self.local
+                    .push(out, now, ',', |o, s| local_text(o, s, &self.zone));
                 let _ = writeln!(out, " WARNING [{pid}] {message}");
             }
             LogFormat::Json => {
@@ -651,8 +666,12 @@ mod tests {
         utc_text(&mut s, u64::MAX);
         assert_eq!(s, "1970-01-01T00:00:00");
         s.clear();
-        local_text(&mut s, 1_714_564_800);
-        assert_eq!(s.len(), "2024-05-01 12:00:00".len(), "{s}");
+        local_text(&mut s, 1_714_564_800, &TimeZone::UTC);
+        assert_eq!(s, "2024-05-01 12:00:00");
+        s.clear();
+        let paris = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap_or(TimeZone::UTC);
+        local_text(&mut s, 1_714_564_800, &paris);
+        assert_eq!(s, "2024-05-01 14:00:00");
     }
 
     #[test]
