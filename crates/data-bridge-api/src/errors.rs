@@ -69,23 +69,47 @@ pub enum ApiError {
 }
 
 /// `s` as a JSON string literal: the one encoder of every string the server writes
-/// into JSON by hand (error bodies, path-parameter errors, the access log).
+/// into JSON by hand (error bodies, path-parameter errors, the access log). Metrics
+/// labels are not JSON: they use the Prometheus text format's own escapes.
 pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    push_json_string(&mut out, s);
     out
+}
+
+/// Appends `s` as a JSON string literal to `out` (see [`json_string`]).
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    push_json_escaped(out, s);
+    out.push('"');
+}
+
+/// Appends `s` to `out` escaped for the inside of a JSON string literal, for a
+/// literal built from several pieces.
+pub(crate) fn push_json_escaped(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    // Only ASCII bytes are escaped, so the runs between them are whole characters
+    // and are copied at once.
+    let mut clean = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[clean..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        clean = i + 1;
+    }
+    out.push_str(&s[clean..]);
 }
 
 /// `{"detail": <detail>}` where `detail` is already JSON.

@@ -12,6 +12,12 @@
 //! or NUL; the joined path is
 //! then resolved (symlinks included) and refused unless it is still under the root.
 //! Every refusal is a `404`, indistinguishable from a missing file.
+//!
+//! Why not tower-http's `ServeDir`/`ServeFile`: the same code must also answer a
+//! `FileResponse` built by a Python handler (its status, headers and `filename`
+//! are Python's), follow Starlette's `StaticFiles` (html mode, every refusal a `404`,
+//! dotfiles and symlinks leaving the root refused), and produce this crate's [`Body`]
+//! so the access log and metrics observe file responses like any other.
 
 use std::ffi::OsStr;
 use std::fs::{File, Metadata, OpenOptions};
@@ -187,21 +193,13 @@ fn relative_path(raw: &str) -> Option<PathBuf> {
 
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits is malformed.
 fn percent_decode(segment: &str) -> Option<Vec<u8>> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let text = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(text, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
+    let well_formed = segment.split('%').skip(1).all(|after| {
+        after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    well_formed.then(|| percent_encoding::percent_decode_str(segment).collect())
 }
 
 /// Opens `path` for reading (blocking). `O_NONBLOCK` keeps a FIFO from blocking the
@@ -456,6 +454,8 @@ mod tests {
             "nul%00.txt",
             "bad%zzescape",
             "cut%2",
+            "sign%+1",
+            "sign%-1",
             ".env",
             "a/.git/config",
             "%2egit/config",

@@ -14,6 +14,14 @@
 //! worker slot: in-flight requests and queue depth are summed over live workers, the
 //! loop lag is the largest.
 //!
+//! Why not prometheus-client (or the `prometheus` crate): their series live in one
+//! process's heap, behind a lock-guarded map from label set to counter. Here every
+//! worker process adds to the same shared-memory counters with one atomic each, so any
+//! worker can answer `/metrics` for the whole server and a restarted worker's counts
+//! are not lost; no library keeps its registry in memory shared across processes. The
+//! text format written here is the small part of the exposition format those counters
+//! need (label values escaped as the format says, which is not JSON escaping).
+//!
 //! ```
 //! use data_bridge_api::metrics::Metrics;
 //! let metrics = Metrics::new(vec!["/items/{id}".to_owned()], None)?;

@@ -1,61 +1,33 @@
-//! Content types of files by extension, for static files and `FileResponse`. A short
-//! table of what web applications serve (the types nginx and browsers agree on)
-//! rather than the system's `mime.types`, so a file gets the same type everywhere.
+//! Content types of files by extension, for static files and `FileResponse`: the
+//! `mime_guess` table (the types browsers and servers agree on), with the few entries
+//! where it keeps an older name replaced by the registered one that Python's
+//! `mimetypes`, and so Starlette, sends. The system's `mime.types` is not read, so a
+//! file gets the same type on every machine.
 
 use std::path::Path;
 
 use http::HeaderValue;
 
-/// Extension (lower case) → media type; `text/*` types get `; charset=utf-8`.
-const TYPES: &[(&str, &str)] = &[
-    ("html", "text/html"),
-    ("htm", "text/html"),
-    ("css", "text/css"),
-    ("js", "text/javascript"),
+/// Extensions (lower case) whose `mime_guess` type is a legacy alias.
+const REGISTERED: &[(&str, &str)] = &[
     ("mjs", "text/javascript"),
-    ("txt", "text/plain"),
-    ("md", "text/markdown"),
-    ("csv", "text/csv"),
-    ("xml", "text/xml"),
-    ("json", "application/json"),
     ("map", "application/json"),
-    ("webmanifest", "application/manifest+json"),
-    ("wasm", "application/wasm"),
-    ("pdf", "application/pdf"),
-    ("zip", "application/zip"),
-    ("gz", "application/gzip"),
-    ("tar", "application/x-tar"),
-    ("png", "image/png"),
-    ("jpg", "image/jpeg"),
-    ("jpeg", "image/jpeg"),
-    ("gif", "image/gif"),
-    ("webp", "image/webp"),
-    ("avif", "image/avif"),
-    ("svg", "image/svg+xml"),
     ("ico", "image/vnd.microsoft.icon"),
-    ("bmp", "image/bmp"),
     ("woff", "font/woff"),
-    ("woff2", "font/woff2"),
-    ("ttf", "font/ttf"),
     ("otf", "font/otf"),
-    ("mp3", "audio/mpeg"),
-    ("ogg", "audio/ogg"),
-    ("wav", "audio/wav"),
-    ("mp4", "video/mp4"),
-    ("webm", "video/webm"),
 ];
 
 /// The `Content-Type` for a file named `path`; `application/octet-stream` when the
-/// extension is unknown.
+/// extension is unknown. `text/*` types get `; charset=utf-8`.
 pub fn content_type(path: &Path) -> HeaderValue {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let found = ext
-        .as_deref()
-        .and_then(|ext| TYPES.iter().find(|(e, _)| *e == ext))
-        .map(|(_, t)| *t);
+    let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
+        return HeaderValue::from_static("application/octet-stream");
+    };
+    let found = REGISTERED
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+        .map(|(_, t)| *t)
+        .or_else(|| mime_guess::from_ext(ext).first_raw());
     match found {
         Some(t) if t.starts_with("text/") => HeaderValue::from_str(&format!("{t}; charset=utf-8"))
             .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
@@ -76,6 +48,14 @@ mod tests {
             ("app.js", "text/javascript; charset=utf-8"),
             ("logo.png", "image/png"),
             ("data.json", "application/json"),
+            ("app.MJS", "text/javascript; charset=utf-8"),
+            ("app.js.map", "application/json"),
+            ("favicon.ico", "image/vnd.microsoft.icon"),
+            ("font.woff", "font/woff"),
+            ("font.woff2", "font/woff2"),
+            ("notes.md", "text/markdown; charset=utf-8"),
+            ("site.webmanifest", "application/manifest+json"),
+            ("archive.tar.gz", "application/gzip"),
             ("blob", "application/octet-stream"),
             ("archive.unknown", "application/octet-stream"),
         ];

@@ -129,26 +129,13 @@ fn compile(template: &str) -> Result<(String, Vec<(String, bool)>), ApiError> {
     Ok((out, names))
 }
 
+/// Decodes the `%XX` escapes of a path parameter; a `%` not followed by two hex
+/// digits is kept as it is, as Starlette does.
 fn percent_decode(raw: &str) -> Result<String, ApiError> {
-    if !raw.contains('%') {
-        return Ok(raw.to_owned());
-    }
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| ApiError::BadRequest("path is not valid UTF-8".into()))
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| ApiError::BadRequest("path is not valid UTF-8".into()))
 }
 
 fn error_item(kind: &str, name: &str, msg: &str, input: &str) -> String {

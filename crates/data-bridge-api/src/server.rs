@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
-use std::os::fd::FromRawFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,15 +125,17 @@ pub struct Server {
     tls: Option<Arc<Tls>>,
 }
 
-/// Duplicates `fd` (close-on-exec) so that the returned file owns its own descriptor.
+/// Duplicates `fd` (close-on-exec): the copy is the caller's to own, and `fd` stays
+/// the lender's.
 fn dup_fd(fd: i32) -> Result<File, ApiError> {
-    // SAFETY: fcntl only inspects `fd`; an invalid descriptor yields EBADF, not UB.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(std::io::Error::last_os_error().into());
+    // `BorrowedFd` may not hold -1 (its niche); any other bad number yields EBADF.
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF).into());
     }
-    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { File::from_raw_fd(dup) })
+    // SAFETY: the descriptor comes from Python, which keeps it open during this call;
+    // it is only borrowed for the duplication on the next line.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    Ok(File::from(borrowed.try_clone_to_owned()?))
 }
 
 /// Posts a probe to the loop every [`LAG_PROBE_EVERY`] until `kill` fires; the loop
@@ -163,13 +165,7 @@ async fn probe_loop_lag(
 /// Adopts the listening stream socket `fd` (for example one inherited from a
 /// supervisor). The descriptor is duplicated, so the caller keeps ownership of `fd`.
 fn adopt_fd(fd: i32) -> Result<Socket, ApiError> {
-    // SAFETY: fcntl only inspects `fd`; an invalid descriptor yields EBADF, not UB.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
-    let socket = unsafe { Socket::from_raw_fd(dup) };
+    let socket = Socket::from(OwnedFd::from(dup_fd(fd)?));
     if socket.r#type()? != Type::STREAM || !socket.is_listener()? {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

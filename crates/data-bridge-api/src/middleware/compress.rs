@@ -8,6 +8,13 @@
 //! (large ones on Tokio's blocking pool, off the connection's task), with its
 //! `Content-Length` fixed; a streamed body chunk by chunk, each chunk flushed so the
 //! client sees it without waiting for the next.
+//!
+//! Why not tower-http's `CompressionLayer`: it compresses a streamed body through
+//! async-compression's encoder, which holds the output until its buffer fills or the
+//! stream ends (tower-http issue #292, open), so a slow stream would reach the client
+//! in one burst at the end. Starlette's exclusions (`text/event-stream`, a `206`, an
+//! existing encoding, `minimum_size` on the known length) and the Brotli-first choice
+//! of `BrotliMiddleware` would also have to be rebuilt around it as predicates.
 
 use std::io::Write;
 use std::pin::Pin;

@@ -3,6 +3,13 @@
 //! `access-control-allow-*` headers or `400 Disallowed CORS <what>`; every other
 //! response gets the `access-control-*` headers an allowed `Origin` calls for, and
 //! `Vary: Origin`.
+//!
+//! Why not tower-http's `CorsLayer`: apps are ported from Starlette and their tests
+//! check Starlette's exact answers: a refused preflight is a `400` whose body names
+//! what was refused (origin, method or headers), `allow_origin_regex` is matched as
+//! Python's `re.fullmatch`, and the options arrive from Python as Starlette's keyword
+//! arguments; `CorsLayer` has its own answers and builder, and matching Starlette
+//! through it would take as much code as this module.
 
 use http::{header, HeaderName, HeaderValue, Method, Response, StatusCode};
 use pyo3::exceptions::PyValueError;
