@@ -549,7 +549,7 @@ impl Server {
         self.served.load(Ordering::Relaxed)
     }
 
-    /// Adopts the listening socket `fd` (bound by `data_bridge.listener`; duplicated,
+    /// Adopts the listening socket `fd` (bound by `data_bridge.serve.listener`; duplicated,
     /// so the caller keeps its own) and starts accepting on the runtime that `lp`
     /// drives. Returns the address: `(host, port)` or the socket path.
     fn start(&self, py: Python<'_>, lp: &Bound<'_, LoopCore>, fd: i32) -> PyResult<Py<PyAny>> {
