@@ -42,7 +42,7 @@ use crate::middleware::{Head, Stack};
 use crate::proxy::{Forwarded, TrustedProxies};
 use crate::request::{Origin, RequestData};
 use crate::request_body::{BodyReadError, IncomingBody, RequestBody, TimedIncoming, PREREAD_LIMIT};
-use crate::router::{Router, WEBSOCKET_METHOD};
+use crate::router::{ParamValue, Router, WEBSOCKET_METHOD};
 use crate::websocket;
 
 /// Request limits.
@@ -241,7 +241,7 @@ where
         Some(answer) => answer,
         None => respond(state, req, origin, route).await,
     };
-    pass.leave(response).await
+    Box::pin(pass.leave(response)).await
 }
 
 async fn respond<B>(
@@ -254,7 +254,7 @@ where
     B: IncomingBody,
 {
     if websocket::is_upgrade(&req) {
-        return handshake(state, req, origin).await;
+        return Box::pin(handshake(state, req, origin)).await;
     }
     let (parts, body) = req.into_parts();
     let found = state.router.find(&parts.method, parts.uri.path());
@@ -291,12 +291,29 @@ where
         Endpoint::Constant(c) => return c.respond(),
         Endpoint::Static(dir) => {
             let cond = Conditions::from_request(&parts.method, &parts.headers);
-            return dir.clone().serve(parts.uri.path(), cond).await;
+            return Box::pin(dir.clone().serve(parts.uri.path(), cond)).await;
         }
         Endpoint::Python(ep) => ep.clone(),
         // Only reachable by a request whose method is literally the pseudo-method.
         Endpoint::WebSocket(_) => return ApiError::NotFound.into_response(),
     };
+    // Boxed: its state is most of a request future's size, and a native answer should
+    // not carry (and move) it.
+    Box::pin(python(state, parts, body, endpoint, origin, found.params)).await
+}
+
+/// Reads (or streams) the body and runs the Python handler of `endpoint`.
+async fn python<B>(
+    state: &AppState,
+    parts: http::request::Parts,
+    body: B,
+    endpoint: Arc<PyEndpoint>,
+    origin: Origin,
+    params: Vec<(String, ParamValue)>,
+) -> Response<Body>
+where
+    B: IncomingBody,
+{
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -315,7 +332,7 @@ where
     };
     // Kept for a `FileResponse`, which answers ranges and conditions like static files.
     let cond = Conditions::from_request(&parts.method, &parts.headers);
-    let data = RequestData::new(parts, body, origin, found.params);
+    let data = RequestData::new(parts, body, origin, params);
     match state.dispatcher.spawn_python_handler(endpoint, data).await {
         Ok(mut reply) => match reply.take_background() {
             None => reply.respond(cond).await,
