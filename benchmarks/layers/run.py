@@ -66,13 +66,19 @@ def _data_bridge(layers: tuple[str, ...]) -> Server:
     return Server("data-bridge", "data-bridge", argv)
 
 
-def _hyper(binary: Path) -> Server:
-    return Server("hyper", "bare Hyper", lambda port: [str(binary), str(port)])
+def _hyper(binary: Path, *flags: str) -> Server:
+    return Server("hyper", "bare Hyper", lambda port: [str(binary), str(port), *flags])
 
 
 def configs(binary: Path) -> list[Config]:
     native = [
         Config("hyper", "bare Hyper server (reference)", NATIVE, server=_hyper(binary)),
+        Config(
+            "hyper-example",
+            "bare Hyper as in its hello example (multi-thread runtime, HTTP/1 builder)",
+            NATIVE,
+            server=_hyper(binary, "--example"),
+        ),
         Config("native", "native route, every optional layer off", NATIVE, base="hyper"),
     ]
     native += [
