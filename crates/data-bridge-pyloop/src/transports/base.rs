@@ -238,6 +238,48 @@ pub(crate) fn finish_lost(
     result
 }
 
+/// The state `close()` and `_force_close()` work on, so that the stream and datagram
+/// transports close by the same rules (asyncio's `_closing` and `_conn_lost`); each
+/// transport only says what its send queue is.
+pub(crate) trait Closing {
+    fn flow(&mut self) -> &mut Flow;
+    /// How many times `connection_lost` was scheduled or a write found the transport
+    /// gone; non-zero means the transport is done.
+    fn conn_lost(&mut self) -> &mut u32;
+    fn event_loop(&self) -> &Py<LoopCore>;
+    /// Whether data is still waiting to be sent.
+    fn has_queued(&self) -> bool;
+    /// Drops the data waiting to be sent.
+    fn drop_queued(&mut self);
+
+    /// `close()`: starts closing and returns the loop to schedule
+    /// `connection_lost(None)` on, or `None` when already closing or when queued data
+    /// must be sent first (the writer finishes the close then).
+    fn begin_close(&mut self, py: Python<'_>) -> Option<Py<LoopCore>> {
+        if self.flow().closing {
+            return None;
+        }
+        self.flow().closing = true;
+        if self.has_queued() {
+            return None;
+        }
+        *self.conn_lost() += 1;
+        Some(self.event_loop().clone_ref(py))
+    }
+
+    /// `_force_close()`: drops queued data and returns the loop to schedule
+    /// `connection_lost` on, or `None` when it is already on its way.
+    fn begin_force_close(&mut self, py: Python<'_>) -> Option<Py<LoopCore>> {
+        if *self.conn_lost() > 0 {
+            return None;
+        }
+        self.drop_queued();
+        self.flow().closing = true;
+        *self.conn_lost() += 1;
+        Some(self.event_loop().clone_ref(py))
+    }
+}
+
 /// asyncio's default high-water mark for write buffers.
 pub(crate) const DEFAULT_HIGH: usize = 64 * 1024;
 

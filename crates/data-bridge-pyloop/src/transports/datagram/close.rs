@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 
 use super::DatagramTransport;
 use crate::errors::os_error;
-use crate::transports::base::{finish_lost, is_fatal, report, schedule_lost};
+use crate::transports::base::{finish_lost, is_fatal, report, schedule_lost, Closing};
 
 impl DatagramTransport {
     pub(super) fn error_received(slf: &Bound<'_, Self>, err: &std::io::Error) -> PyResult<()> {
@@ -49,19 +49,8 @@ impl DatagramTransport {
     }
 
     pub(super) fn force_close(slf: &Bound<'_, Self>, exc: Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let lp = {
-            let mut inner = slf.get().inner.lock();
-            if inner.conn_lost > 0 {
-                return Ok(());
-            }
-            inner.queue.clear();
-            inner.queued = 0;
-            inner.flow.closing = true;
-            inner.conn_lost += 1;
-            inner.lp.clone_ref(py)
-        };
-        schedule_lost(lp.get(), slf.as_any(), exc)
+        let lp = slf.get().inner.lock().begin_force_close(slf.py());
+        lp.map_or(Ok(()), |lp| schedule_lost(lp.get(), slf.as_any(), exc))
     }
 
     /// The loop closed under the transport: release the socket without callbacks.

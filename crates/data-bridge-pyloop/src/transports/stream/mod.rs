@@ -41,7 +41,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::core::LoopCore;
 use crate::errors::os_error;
-use crate::transports::base::{in_context, is_fatal, Fd, Flow, Slot};
+use crate::transports::base::{in_context, is_fatal, Closing, Fd, Flow, Slot};
 
 use sendfile::SendfileJob;
 
@@ -81,6 +81,29 @@ impl Inner {
 
     fn wants_read(&self) -> bool {
         self.flow.reading_started && self.flow.is_reading() && !self.read_eof && self.io.is_some()
+    }
+}
+
+impl Closing for Inner {
+    fn flow(&mut self) -> &mut Flow {
+        &mut self.flow
+    }
+
+    fn conn_lost(&mut self) -> &mut u32 {
+        &mut self.conn_lost
+    }
+
+    fn event_loop(&self) -> &Py<LoopCore> {
+        &self.lp
+    }
+
+    fn has_queued(&self) -> bool {
+        self.buffered() > 0
+    }
+
+    fn drop_queued(&mut self) {
+        self.buf.clear();
+        self.buf_off = 0;
     }
 }
 
