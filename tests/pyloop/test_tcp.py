@@ -149,6 +149,14 @@ async def tcp_pair(
         await server.wait_closed()
 
 
+async def received_exactly(proto: Recorder, expected: bytes, linger: float) -> None:
+    """Waits until ``proto`` has received as many bytes as ``expected``, then ``linger``
+    seconds more so that anything extra would show, and checks it got exactly those."""
+    await wait_until(lambda: len(proto.data) >= len(expected))
+    await asyncio.sleep(linger)
+    assert bytes(proto.data) == expected
+
+
 def refused_port() -> tuple[socket.socket, int]:
     """A port that is bound but not listening: connecting to it is refused."""
     s = socket.socket()
@@ -723,10 +731,8 @@ def test_write_rejects_non_bytes(loop: asyncio.AbstractEventLoop, run: Run[None]
                 p.ctr.writelines([b"ok", bad])
             assert not p.ctr.is_closing()
             p.ctr.write(b"still fine")
-            await wait_until(lambda: len(p.sproto.data) >= 10)
-            await asyncio.sleep(0.01)
             # Nothing of a rejected writelines() call was sent.
-            assert bytes(p.sproto.data) == b"still fine"
+            await received_exactly(p.sproto, b"still fine", 0.01)
 
     run(main())
 
@@ -741,9 +747,7 @@ def test_write_bytes_like_and_writelines(loop: asyncio.AbstractEventLoop, run: R
             p.ctr.writelines([b"d", bytearray(b"e"), memoryview(b"f")])
             p.ctr.writelines(iter([b"g", b"h"]))
             p.ctr.writelines([])
-            await wait_until(lambda: len(p.sproto.data) >= 8)
-            await asyncio.sleep(0.02)
-            assert bytes(p.sproto.data) == b"abcdefgh"
+            await received_exactly(p.sproto, b"abcdefgh", 0.02)
 
     run(main())
 
