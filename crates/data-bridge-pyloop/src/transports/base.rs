@@ -6,6 +6,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::Waker;
 
+use parking_lot::Mutex;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -240,13 +241,12 @@ pub(crate) fn finish_lost(
 
 /// The state `close()` and `_force_close()` work on, so that the stream and datagram
 /// transports close by the same rules (asyncio's `_closing` and `_conn_lost`); each
-/// transport only says what its send queue is.
+/// transport only says where that state is and what its send queue is.
 pub(crate) trait Closing {
-    fn flow(&mut self) -> &mut Flow;
-    /// How many times `connection_lost` was scheduled or a write found the transport
-    /// gone; non-zero means the transport is done.
-    fn conn_lost(&mut self) -> &mut u32;
-    fn event_loop(&self) -> &Py<LoopCore>;
+    /// The flow state (whose `closing` flag this sets), the count of `connection_lost`
+    /// schedulings and writes to a lost transport (non-zero: the transport is done),
+    /// and the loop.
+    fn lifecycle(&mut self) -> (&mut Flow, &mut u32, &Py<LoopCore>);
     /// Whether data is still waiting to be sent.
     fn has_queued(&self) -> bool;
     /// Drops the data waiting to be sent.
@@ -256,27 +256,48 @@ pub(crate) trait Closing {
     /// `connection_lost(None)` on, or `None` when already closing or when queued data
     /// must be sent first (the writer finishes the close then).
     fn begin_close(&mut self, py: Python<'_>) -> Option<Py<LoopCore>> {
-        if self.flow().closing {
+        let queued = self.has_queued();
+        let (flow, conn_lost, lp) = self.lifecycle();
+        if flow.closing {
             return None;
         }
-        self.flow().closing = true;
-        if self.has_queued() {
+        flow.closing = true;
+        if queued {
             return None;
         }
-        *self.conn_lost() += 1;
-        Some(self.event_loop().clone_ref(py))
+        *conn_lost += 1;
+        Some(lp.clone_ref(py))
     }
 
     /// `_force_close()`: drops queued data and returns the loop to schedule
     /// `connection_lost` on, or `None` when it is already on its way.
     fn begin_force_close(&mut self, py: Python<'_>) -> Option<Py<LoopCore>> {
-        if *self.conn_lost() > 0 {
+        if *self.lifecycle().1 > 0 {
             return None;
         }
         self.drop_queued();
-        self.flow().closing = true;
-        *self.conn_lost() += 1;
-        Some(self.event_loop().clone_ref(py))
+        let (flow, conn_lost, lp) = self.lifecycle();
+        flow.closing = true;
+        *conn_lost += 1;
+        Some(lp.clone_ref(py))
+    }
+}
+
+/// The loop closed under a transport: mark it closing and close its socket without
+/// callbacks. `take` takes the socket and everything else the transport holds; the
+/// rest is dropped only once the lock is released, since finalizers may call back in.
+pub(crate) fn close_under_loop<I: Closing, K>(
+    py: Python<'_>,
+    inner: &Mutex<I>,
+    take: impl FnOnce(&mut I) -> (Option<Py<PyAny>>, K),
+) {
+    let (sock, _keep) = {
+        let mut inner = inner.lock();
+        inner.lifecycle().0.closing = true;
+        take(&mut inner)
+    };
+    if let Some(sock) = sock {
+        let _ = sock.bind(py).call_method0("close");
     }
 }
 

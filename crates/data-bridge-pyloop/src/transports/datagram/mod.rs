@@ -55,16 +55,8 @@ struct Inner {
 }
 
 impl Closing for Inner {
-    fn flow(&mut self) -> &mut Flow {
-        &mut self.flow
-    }
-
-    fn conn_lost(&mut self) -> &mut u32 {
-        &mut self.conn_lost
-    }
-
-    fn event_loop(&self) -> &Py<LoopCore> {
-        &self.lp
+    fn lifecycle(&mut self) -> (&mut Flow, &mut u32, &Py<LoopCore>) {
+        (&mut self.flow, &mut self.conn_lost, &self.lp)
     }
 
     fn has_queued(&self) -> bool {

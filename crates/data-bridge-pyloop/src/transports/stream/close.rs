@@ -6,7 +6,7 @@ use pyo3::exceptions::{PyConnectionAbortedError, PyOSError};
 use pyo3::prelude::*;
 
 use super::StreamTransport;
-use crate::transports::base::{finish_lost, report, schedule_lost, Closing};
+use crate::transports::base::{close_under_loop, finish_lost, report, schedule_lost, Closing};
 
 impl StreamTransport {
     /// Calls the loop's exception handler with this transport and its protocol.
@@ -54,25 +54,17 @@ impl StreamTransport {
 
     /// The loop closed under the transport: release the socket without callbacks.
     pub(crate) fn loop_closed(slf: &Bound<'_, Self>) {
-        let py = slf.py();
-        let (sock, _keep) = {
-            let mut inner = slf.get().inner.lock();
+        close_under_loop(slf.py(), &slf.get().inner, |inner| {
             inner.io = None;
-            inner.flow.closing = true;
-            (
-                inner.sock.take(),
-                (
-                    inner.protocol.take(),
-                    inner.transport.take(),
-                    inner.reader.take(),
-                    inner.context.take(),
-                    inner.sendfile.take(),
-                ),
-            )
-        };
-        if let Some(sock) = sock {
-            let _ = sock.bind(py).call_method0("close");
-        }
+            let held = (
+                inner.protocol.take(),
+                inner.transport.take(),
+                inner.reader.take(),
+                inner.context.take(),
+                inner.sendfile.take(),
+            );
+            (inner.sock.take(), held)
+        });
     }
 
     pub(super) fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
