@@ -146,13 +146,7 @@ impl StreamTransport {
         }
         let py = slf.py();
         if after.pause || after.resume {
-            let protocol = slf
-                .get()
-                .inner
-                .lock()
-                .protocol
-                .as_ref()
-                .map(|p| p.clone_ref(py));
+            let protocol = slf.get().get_protocol(py);
             if let Some(protocol) = protocol {
                 let (method, what) = if after.pause {
                     ("pause_writing", "protocol.pause_writing() failed")

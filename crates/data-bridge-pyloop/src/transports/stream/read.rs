@@ -216,13 +216,7 @@ impl StreamTransport {
 
     pub(super) fn on_eof(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let protocol = slf
-            .get()
-            .inner
-            .lock()
-            .protocol
-            .as_ref()
-            .map(|p| p.clone_ref(py));
+        let protocol = slf.get().get_protocol(py);
         let Some(protocol) = protocol else {
             return Ok(());
         };
