@@ -149,10 +149,13 @@ async def tcp_pair(
         await server.wait_closed()
 
 
-async def received_exactly(proto: Recorder, expected: bytes, linger: float) -> None:
-    """Waits until ``proto`` has received as many bytes as ``expected``, then ``linger``
-    seconds more so that anything extra would show, and checks it got exactly those."""
-    await wait_until(lambda: len(proto.data) >= len(expected))
+async def received_exactly(
+    proto: Recorder, expected: bytes, linger: float = 0.0, timeout: float = 5.0
+) -> None:
+    """Waits (up to ``timeout`` seconds) until ``proto`` has received as many bytes as
+    ``expected``, then ``linger`` seconds more so that anything extra would show, and
+    checks it got exactly those."""
+    await wait_until(lambda: len(proto.data) >= len(expected), timeout)
     await asyncio.sleep(linger)
     assert bytes(proto.data) == expected
 
@@ -1122,8 +1125,7 @@ def test_loop_sendfile(
             # The transport is usable afterwards, with its protocol restored.
             assert p.ctr.get_protocol() is p.cproto
             p.ctr.write(b"END")
-            await wait_until(lambda: len(p.sproto.data) == len(data) + 1003, timeout=10)
-            assert bytes(p.sproto.data) == data + data[10:1010] + b"END"
+            await received_exactly(p.sproto, data + data[10:1010] + b"END", timeout=10)
 
     run(main())
 
@@ -1185,8 +1187,7 @@ def test_loop_sendfile_native_without_fallback(
         async with tcp_pair() as p:
             with path.open("rb") as f:
                 assert await loop.sendfile(p.ctr, f, fallback=False) == len(data)
-            await wait_until(lambda: len(p.sproto.data) == len(data), timeout=10)
-            assert bytes(p.sproto.data) == data
+            await received_exactly(p.sproto, data, timeout=10)
 
     run(main())
 
