@@ -119,18 +119,19 @@ def _env_tls(cert: str, key: str) -> list[str]:
     return []
 
 
+def _listen_args(port: int, workers: int) -> list[str]:
+    """The address and worker-count options uvicorn, Granian and ``data-bridge serve``
+    spell the same way."""
+    return ["--host", HOST, "--port", str(port), "--workers", str(workers)]
+
+
 def _uvicorn(target: str, workers: int = 1) -> Callable[[int], list[str]]:
     return lambda port: [
         sys.executable,
         "-m",
         "uvicorn",
         target,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
+        *_listen_args(port, workers),
         "--loop",
         "uvloop",
         "--http",
@@ -148,14 +149,9 @@ def _granian(interface: str, target: str, workers: int = 1) -> Callable[[int], l
         "granian",
         "--interface",
         interface,
-        "--workers",
-        str(workers),
+        *_listen_args(port, workers),
         "--http",
         "1",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
         "--log-level",
         "warning",
         target,

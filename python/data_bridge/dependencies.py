@@ -286,6 +286,17 @@ def _injected(t: Any, cls: type) -> bool:
     return isinstance(t, type) and issubclass(t, cls)
 
 
+# The parameters given by the framework, not the request data: each annotation with the
+# `Dependant` field that records the parameter's name. `HTTPConnection` stands for a
+# Request, or a WebSocket on a WebSocket route: the connection itself.
+_INJECTED: tuple[tuple[type, str], ...] = (
+    (SecurityScopes, "security_scopes_name"),
+    (HTTPConnection, "request_name"),
+    (Response, "response_name"),
+    (BackgroundTasks, "background_name"),
+)
+
+
 def _unwrap_call(call: Callable[..., Any]) -> Callable[..., Any]:
     """The function whose flavour (async, generator) decides how ``call`` runs."""
     if inspect.isroutine(call) or inspect.isclass(call):
@@ -337,18 +348,9 @@ def analyze(
             dep.dependencies.append((p.name, analyze_depends(marker, path_names, annotation, dep)))
             continue
         if marker is None:
-            if _injected(annotation, SecurityScopes):
-                dep.security_scopes_name = p.name
-                continue
-            # A Request, or a WebSocket on a WebSocket route: the connection itself.
-            if _injected(annotation, HTTPConnection):
-                dep.request_name = p.name
-                continue
-            if _injected(annotation, Response):
-                dep.response_name = p.name
-                continue
-            if _injected(annotation, BackgroundTasks):
-                dep.background_name = p.name
+            injected = next((name for cls, name in _INJECTED if _injected(annotation, cls)), None)
+            if injected is not None:
+                setattr(dep, injected, p.name)
                 continue
             if p.name in path_names:
                 marker = Path()

@@ -40,6 +40,21 @@ def ping_status(client: httpx.Client) -> int:
     return client.get("/ping").status_code
 
 
+def assert_held_until_done(
+    app: App, path: str, gate: threading.Event, done: threading.Event
+) -> None:
+    """A request to ``path`` times out (504) yet holds the one pending slot (others get
+    503) until ``gate`` opens and its handler has ended (``done``)."""
+    with run_server(app, max_pending=1) as url, httpx.Client(base_url=url, timeout=5) as c:
+        try:
+            assert c.get(path).status_code == 504
+            assert ping_status(c) == 503
+        finally:
+            gate.set()
+        assert done.wait(5)
+        assert wait_until(lambda: ping_status(c) == 200)
+
+
 def test_a_timed_out_def_handler_counts_until_its_thread_returns() -> None:
     app, gate = limited_app()
     returned = threading.Event()
@@ -50,15 +65,8 @@ def test_a_timed_out_def_handler_counts_until_its_thread_returns() -> None:
         returned.set()
         return "late"
 
-    with run_server(app, max_pending=1) as url, httpx.Client(base_url=url, timeout=5) as c:
-        try:
-            assert c.get("/stuck").status_code == 504
-            # The thread still runs the handler, holding its request.
-            assert ping_status(c) == 503
-        finally:
-            gate.set()
-        assert returned.wait(5)
-        assert wait_until(lambda: ping_status(c) == 200)
+    # The thread still runs the handler, holding its request.
+    assert_held_until_done(app, "/stuck", gate, returned)
 
 
 def test_a_cancelled_coroutine_counts_until_it_has_finished() -> None:
@@ -76,14 +84,7 @@ def test_a_cancelled_coroutine_counts_until_it_has_finished() -> None:
             raise
         return "late"
 
-    with run_server(app, max_pending=1) as url, httpx.Client(base_url=url, timeout=5) as c:
-        try:
-            assert c.get("/slow-cleanup").status_code == 504
-            assert ping_status(c) == 503
-        finally:
-            gate.set()
-        assert finished.wait(5)
-        assert wait_until(lambda: ping_status(c) == 200)
+    assert_held_until_done(app, "/slow-cleanup", gate, finished)
 
 
 def test_a_def_handler_still_waiting_for_a_thread_is_let_go_with_its_request() -> None:

@@ -25,7 +25,7 @@ import data_bridge.pyloop
 from data_bridge import App
 from tests.waiting import wait_until
 
-from .conftest import connect, recv_all, run_server_info
+from .conftest import Running, connect, recv_all, run_server_info
 
 SCRIPT = """
 import asyncio, pathlib, sys
@@ -135,6 +135,19 @@ def get_in_thread(pool: ThreadPoolExecutor, url: str, path: str) -> Future[httpx
     return pool.submit(run)
 
 
+def shut_down_while_slow(
+    pool: ThreadPoolExecutor, running: Running, started: threading.Event, grace: float
+) -> tuple[Future[httpx.Response], float]:
+    """Sends ``GET /slow``, waits until its handler has ``started``, then shuts the server
+    down with ``grace`` seconds; returns the pending response and how long the shutdown
+    took."""
+    slow = get_in_thread(pool, running.base_url, "/slow")
+    assert started.wait(5)
+    start = time.monotonic()
+    running.shutdown(grace)
+    return slow, time.monotonic() - start
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_drains_in_flight_requests_and_runs_hooks(
     spawn: Any, tmp_path: Path, sig: signal.Signals
@@ -216,11 +229,8 @@ def test_shutdown_waits_for_in_flight_requests() -> None:
     started, cancelled = threading.Event(), threading.Event()
     app = slow_app(started, cancelled, 0.5)
     with ThreadPoolExecutor(1) as pool, run_server_info(app) as running:
-        slow = get_in_thread(pool, running.base_url, "/slow")
-        assert started.wait(5)
-        start = time.monotonic()
-        running.shutdown(5.0)
-        assert 0.2 < time.monotonic() - start < 4.0
+        slow, took = shut_down_while_slow(pool, running, started, 5.0)
+        assert 0.2 < took < 4.0
         resp = slow.result(5)
         assert (resp.status_code, resp.json()) == (200, "done")
         assert not cancelled.is_set()
@@ -242,11 +252,8 @@ def test_shutdown_closes_connections_still_busy_after_the_grace_period() -> None
     started, cancelled = threading.Event(), threading.Event()
     app = slow_app(started, cancelled, 30.0)
     with ThreadPoolExecutor(1) as pool, run_server_info(app) as running:
-        slow = get_in_thread(pool, running.base_url, "/slow")
-        assert started.wait(5)
-        start = time.monotonic()
-        running.shutdown(0.3)
-        assert time.monotonic() - start < 2.0
+        slow, took = shut_down_while_slow(pool, running, started, 0.3)
+        assert took < 2.0
         # Server.shutdown(): "... then closes the remaining connections".
         try:
             outcome: Any = slow.result(timeout=2)

@@ -8,12 +8,13 @@ import asyncio
 import errno
 import os
 import socket
-from collections.abc import Callable, Coroutine, Iterator
-from typing import IO, Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import IO, Any, TypeVar
 
 import pytest
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
+P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 
 class ReadProtocol(asyncio.Protocol):
@@ -109,6 +110,15 @@ def pipe() -> Iterator[tuple[IO[bytes], IO[bytes]]]:
         wfile.close()
 
 
+async def connected(
+    connect: Callable[..., Awaitable[tuple[Any, Any]]], proto: P, pipe: Any
+) -> tuple[Any, P]:
+    """``pipe`` connected to ``proto`` through ``connect`` (``loop.connect_read_pipe``
+    or ``loop.connect_write_pipe``): the transport and the protocol."""
+    transport, _ = await connect(lambda: proto, pipe)
+    return transport, proto
+
+
 # -- read pipes -------------------------------------------------------------------------
 
 
@@ -144,8 +154,7 @@ def test_read_pipe_close_before_eof(
     rfile, _ = pipe
 
     async def main() -> ReadProtocol:
-        proto = ReadProtocol(loop)
-        transport, _ = await loop.connect_read_pipe(lambda: proto, rfile)
+        transport, proto = await connected(loop.connect_read_pipe, ReadProtocol(loop), rfile)
         transport.close()
         assert transport.is_closing()
         transport.close()  # idempotent
@@ -209,8 +218,7 @@ def test_read_pipe_pause_resume(
     rfile, wfile = pipe
 
     async def main() -> None:
-        proto = ReadProtocol(loop)
-        transport, _ = await loop.connect_read_pipe(lambda: proto, rfile)
+        transport, proto = await connected(loop.connect_read_pipe, ReadProtocol(loop), rfile)
         os.write(wfile.fileno(), b"one")
         await asyncio.wait_for(proto.got_data.wait(), 5)
         assert bytes(proto.data) == b"one"
@@ -315,8 +323,7 @@ def test_read_pipe_close_while_paused(
     rfile, wfile = pipe
 
     async def main() -> ReadProtocol:
-        proto = ReadProtocol(loop)
-        transport, _ = await loop.connect_read_pipe(lambda: proto, rfile)
+        transport, proto = await connected(loop.connect_read_pipe, ReadProtocol(loop), rfile)
         await asyncio.sleep(0)
         transport.pause_reading()
         os.write(wfile.fileno(), b"never read")
@@ -367,8 +374,7 @@ def test_read_pipe_pty(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     mfile = open(master, "rb", buffering=0)  # noqa: SIM115
 
     async def main() -> tuple[ReadProtocol, Exception | None]:
-        proto = ReadProtocol(loop)
-        transport, _ = await loop.connect_read_pipe(lambda: proto, mfile)
+        transport, proto = await connected(loop.connect_read_pipe, ReadProtocol(loop), mfile)
         assert transport.get_extra_info("pipe") is mfile
         os.write(slave, b"through the pty")
         for _ in range(100):
@@ -533,8 +539,7 @@ def test_write_pipe_reader_closed_while_idle(
     rfile, wfile = pipe
 
     async def main() -> WriteProtocol:
-        proto = WriteProtocol(loop)
-        transport, _ = await loop.connect_write_pipe(lambda: proto, wfile)
+        transport, proto = await connected(loop.connect_write_pipe, WriteProtocol(loop), wfile)
         await asyncio.sleep(0.05)
         rfile.close()
         # Nothing is written: the transport notices the reader went away on its own.
@@ -554,8 +559,7 @@ def test_write_pipe_reader_closed_then_write(
     rfile, wfile = pipe
 
     async def main() -> BaseException | None:
-        proto = WriteProtocol(loop)
-        transport, _ = await loop.connect_write_pipe(lambda: proto, wfile)
+        transport, proto = await connected(loop.connect_write_pipe, WriteProtocol(loop), wfile)
         rfile.close()
         transport.write(b"into the void")
         exc = await asyncio.wait_for(proto.lost, 5)
@@ -574,8 +578,7 @@ def test_write_pipe_reader_closed_with_buffered_data(
     rfile, wfile = pipe
 
     async def main() -> BaseException | None:
-        proto = WriteProtocol(loop)
-        transport, _ = await loop.connect_write_pipe(lambda: proto, wfile)
+        transport, proto = await connected(loop.connect_write_pipe, WriteProtocol(loop), wfile)
         transport.write(b"x" * (1024 * 1024))  # fills the pipe, the rest is buffered
         assert transport.get_write_buffer_size() > 0
         await asyncio.sleep(0.05)
@@ -611,8 +614,7 @@ def test_write_pipe_write_after_close_is_dropped(
     rfile, wfile = pipe
 
     async def main() -> None:
-        proto = WriteProtocol(loop)
-        transport, _ = await loop.connect_write_pipe(lambda: proto, wfile)
+        transport, proto = await connected(loop.connect_write_pipe, WriteProtocol(loop), wfile)
         transport.write(b"kept")
         transport.close()
         transport.write(b"dropped")
@@ -628,8 +630,7 @@ def test_write_pipe_abort(
     rfile, wfile = pipe
 
     async def main() -> None:
-        proto = WriteProtocol(loop)
-        transport, _ = await loop.connect_write_pipe(lambda: proto, wfile)
+        transport, proto = await connected(loop.connect_write_pipe, WriteProtocol(loop), wfile)
         transport.write(b"z" * (1024 * 1024))
         assert transport.get_write_buffer_size() > 0
         transport.abort()

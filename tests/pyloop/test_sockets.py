@@ -52,6 +52,17 @@ def udp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
         yield a, b
 
 
+async def still_waiting(
+    coro: Coroutine[Any, Any, T], seconds: float = 0.05, why: str = ""
+) -> asyncio.Future[T]:
+    """Starts ``coro`` and checks that it is still waiting after ``seconds`` of loop
+    iterations; returns its task."""
+    task = asyncio.ensure_future(coro)
+    await spin(seconds)
+    assert not task.done(), why
+    return task
+
+
 def reset_on_close(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
@@ -68,9 +79,7 @@ def test_sock_recv(
         a.send(b"ready")
         await asyncio.sleep(0.01)
         assert await loop.sock_recv(b, 100) == b"ready"
-        task = asyncio.ensure_future(loop.sock_recv(b, 3))
-        await spin()
-        assert not task.done()
+        task = await still_waiting(loop.sock_recv(b, 3))
         a.send(b"hello")
         assert await asyncio.wait_for(task, 5) == b"hel"
         assert await loop.sock_recv(b, 100) == b"lo"
@@ -123,9 +132,7 @@ def test_sock_recv_into(
 
     async def main() -> None:
         buf = bytearray(10)
-        task = asyncio.ensure_future(loop.sock_recv_into(b, buf))
-        await spin(0.01)
-        assert not task.done()
+        task = await still_waiting(loop.sock_recv_into(b, buf), 0.01)
         a.send(b"abc")
         assert await asyncio.wait_for(task, 5) == 3
         assert buf == b"abc" + bytes(7)
@@ -146,9 +153,9 @@ def test_sock_sendall_large_blocks_until_read(
     payload = os.urandom(16 * 1024 * 1024)
 
     async def main() -> None:
-        sender = asyncio.ensure_future(loop.sock_sendall(a, payload))
-        await spin(0.05)
-        assert not sender.done(), "16 MiB cannot fit in the socket buffers"
+        sender = await still_waiting(
+            loop.sock_sendall(a, payload), 0.05, "16 MiB cannot fit in the socket buffers"
+        )
         got = bytearray()
         while len(got) < len(payload):
             chunk = await asyncio.wait_for(loop.sock_recv(b, 1024 * 1024), 5)
@@ -187,9 +194,7 @@ def test_sock_connect_and_accept(loop: asyncio.AbstractEventLoop, run: Run[None]
             listener.listen()
             listener.setblocking(False)
             client.setblocking(False)
-            accept = asyncio.ensure_future(loop.sock_accept(listener))
-            await spin(0.01)
-            assert not accept.done()
+            accept = await still_waiting(loop.sock_accept(listener), 0.01)
             await asyncio.wait_for(loop.sock_connect(client, listener.getsockname()), 5)
             conn, addr = await asyncio.wait_for(accept, 5)
             with conn:
@@ -237,9 +242,7 @@ def test_sock_sendto_recvfrom(
     a, b = udp_pair
 
     async def main() -> None:
-        task = asyncio.ensure_future(loop.sock_recvfrom(b, 1024))
-        await spin(0.01)
-        assert not task.done()
+        task = await still_waiting(loop.sock_recvfrom(b, 1024), 0.01)
         assert await loop.sock_sendto(a, b"datagram", b.getsockname()) == 8
         data, addr = await asyncio.wait_for(task, 5)
         assert data == b"datagram"
@@ -280,9 +283,7 @@ def test_sock_sendto_waits_for_a_full_socket(
                         sender.sendto(b"x" * 512, address)
                         queued += 1
                 assert queued > 0
-                sending = asyncio.ensure_future(loop.sock_sendto(sender, b"last", address))
-                await spin(0.05)
-                assert not sending.done()
+                sending = await still_waiting(loop.sock_sendto(sender, b"last", address), 0.05)
                 for _ in range(queued):
                     assert await loop.sock_recv(receiver, 1024) == b"x" * 512
                     await asyncio.sleep(0.005)  # a slow reader
@@ -299,9 +300,7 @@ def test_sock_recvfrom_into(
 
     async def main() -> None:
         buf = bytearray(8)
-        task = asyncio.ensure_future(loop.sock_recvfrom_into(b, buf))
-        await spin(0.01)
-        assert not task.done()
+        task = await still_waiting(loop.sock_recvfrom_into(b, buf), 0.01)
         await loop.sock_sendto(a, b"abc", b.getsockname())
         nbytes, addr = await asyncio.wait_for(task, 5)
         assert (nbytes, addr) == (3, a.getsockname())

@@ -583,6 +583,17 @@ class RecordingProtocol(asyncio.SubprocessProtocol):
         self.lost.set_result(exc)
 
 
+async def run_python(
+    loop: asyncio.AbstractEventLoop, code: str, **pipes: Any
+) -> tuple[asyncio.SubprocessTransport, RecordingProtocol]:
+    """Runs ``python -c code`` through ``loop.subprocess_exec`` with a fresh
+    :class:`RecordingProtocol`; ``pipes`` are its ``stdin``/``stdout``/``stderr``."""
+    proto = RecordingProtocol(loop)
+    transport, returned = await loop.subprocess_exec(lambda: proto, PY, "-c", code, **pipes)
+    assert returned is proto
+    return transport, proto
+
+
 def test_subprocess_protocol(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     code = (
         "import sys; data = sys.stdin.buffer.read(); "
@@ -591,18 +602,14 @@ def test_subprocess_protocol(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     )
 
     async def main() -> RecordingProtocol:
-        proto = RecordingProtocol(loop)
-        transport, returned = await loop.subprocess_exec(
-            lambda: proto,
-            PY,
-            "-c",
+        transport, proto = await run_python(
+            loop,
             code,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            assert returned is proto
             assert proto.transport is transport
             assert isinstance(transport.get_pid(), int)
             assert transport.get_returncode() is None
@@ -632,11 +639,8 @@ def test_subprocess_protocol(loop: asyncio.AbstractEventLoop, run: Run) -> None:
 
 def test_subprocess_transport_accessors(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     async def main() -> None:
-        proto = RecordingProtocol(loop)
-        transport, _ = await loop.subprocess_exec(
-            lambda: proto,
-            PY,
-            "-c",
+        transport, proto = await run_python(
+            loop,
             SLEEP_FOREVER,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -673,9 +677,8 @@ def test_subprocess_transport_accessors(loop: asyncio.AbstractEventLoop, run: Ru
 
 def test_subprocess_transport_close_kills_child(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     async def main() -> int | None:
-        proto = RecordingProtocol(loop)
-        transport, _ = await loop.subprocess_exec(
-            lambda: proto, PY, "-c", "import time; time.sleep(30)", stdin=None, stdout=None
+        transport, proto = await run_python(
+            loop, "import time; time.sleep(30)", stdin=None, stdout=None
         )
         try:
             assert transport.get_returncode() is None

@@ -149,6 +149,17 @@ async def tcp_pair(
         await server.wait_closed()
 
 
+async def received_exactly(
+    proto: Recorder, expected: bytes, linger: float = 0.0, timeout: float = 5.0
+) -> None:
+    """Waits (up to ``timeout`` seconds) until ``proto`` has received as many bytes as
+    ``expected``, then ``linger`` seconds more so that anything extra would show, and
+    checks it got exactly those."""
+    await wait_until(lambda: len(proto.data) >= len(expected), timeout)
+    await asyncio.sleep(linger)
+    assert bytes(proto.data) == expected
+
+
 def refused_port() -> tuple[socket.socket, int]:
     """A port that is bound but not listening: connecting to it is refused."""
     s = socket.socket()
@@ -723,10 +734,8 @@ def test_write_rejects_non_bytes(loop: asyncio.AbstractEventLoop, run: Run[None]
                 p.ctr.writelines([b"ok", bad])
             assert not p.ctr.is_closing()
             p.ctr.write(b"still fine")
-            await wait_until(lambda: len(p.sproto.data) >= 10)
-            await asyncio.sleep(0.01)
             # Nothing of a rejected writelines() call was sent.
-            assert bytes(p.sproto.data) == b"still fine"
+            await received_exactly(p.sproto, b"still fine", 0.01)
 
     run(main())
 
@@ -741,9 +750,7 @@ def test_write_bytes_like_and_writelines(loop: asyncio.AbstractEventLoop, run: R
             p.ctr.writelines([b"d", bytearray(b"e"), memoryview(b"f")])
             p.ctr.writelines(iter([b"g", b"h"]))
             p.ctr.writelines([])
-            await wait_until(lambda: len(p.sproto.data) >= 8)
-            await asyncio.sleep(0.02)
-            assert bytes(p.sproto.data) == b"abcdefgh"
+            await received_exactly(p.sproto, b"abcdefgh", 0.02)
 
     run(main())
 
@@ -1118,8 +1125,7 @@ def test_loop_sendfile(
             # The transport is usable afterwards, with its protocol restored.
             assert p.ctr.get_protocol() is p.cproto
             p.ctr.write(b"END")
-            await wait_until(lambda: len(p.sproto.data) == len(data) + 1003, timeout=10)
-            assert bytes(p.sproto.data) == data + data[10:1010] + b"END"
+            await received_exactly(p.sproto, data + data[10:1010] + b"END", timeout=10)
 
     run(main())
 
@@ -1181,8 +1187,7 @@ def test_loop_sendfile_native_without_fallback(
         async with tcp_pair() as p:
             with path.open("rb") as f:
                 assert await loop.sendfile(p.ctr, f, fallback=False) == len(data)
-            await wait_until(lambda: len(p.sproto.data) == len(data), timeout=10)
-            assert bytes(p.sproto.data) == data
+            await received_exactly(p.sproto, data, timeout=10)
 
     run(main())
 

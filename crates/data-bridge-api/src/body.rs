@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use hyper::body::{Frame, SizeHint};
+use hyper::body::{Body as _, Frame, SizeHint};
 
 /// The error a streamed body may end with; the connection is then closed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -41,12 +41,51 @@ impl Body {
         })
     }
 
-    /// A body streamed from `inner`.
-    pub fn stream<B>(inner: B) -> Self
-    where
-        B: hyper::body::Body<Data = Bytes, Error = BoxError> + Send + 'static,
-    {
-        Body::Stream(UnsyncBoxBody::new(inner))
+    /// A body streamed from `frames`.
+    pub fn stream(frames: impl Frames) -> Self {
+        Body::Stream(UnsyncBoxBody::new(FramesBody(frames)))
+    }
+}
+
+/// What polling a body for its next frame gives (as hyper's `Body::poll_frame`).
+pub type PollFrame = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+
+/// A source of body frames (a file read chunk by chunk, a compressor, a stream fed
+/// from Python), made a response body by [`Body::stream`]. Sources are `Unpin`, so
+/// they are polled through `&mut self` rather than hyper's pinned `Body` methods, and
+/// the frame and error types are the server's own.
+pub trait Frames: Send + Unpin + 'static {
+    /// The next frame, or `None` at the end.
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> PollFrame;
+
+    /// Whether no frame is left, so that hyper can end the response without a poll.
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    /// Bounds on the length still to come.
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// A [`Frames`] source as a hyper body.
+struct FramesBody<F>(F);
+
+impl<F: Frames> hyper::body::Body for FramesBody<F> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> PollFrame {
+        self.get_mut().0.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
     }
 }
 
@@ -54,10 +93,7 @@ impl hyper::body::Body for Body {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> PollFrame {
         match self.get_mut() {
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(inner) => Pin::new(inner).poll_frame(cx),
@@ -95,15 +131,9 @@ struct Observed<O> {
     observer: O,
 }
 
-impl<O: BodyObserver> hyper::body::Body for Observed<O> {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
+impl<O: BodyObserver> Frames for Observed<O> {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> PollFrame {
+        let this = self;
         this.observer.polled();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {

@@ -145,9 +145,8 @@ mod tests {
         text.contains(&line)
     }
 
-    #[tokio::test]
-    async fn a_request_is_recorded_once_its_body_is_sent() -> std::io::Result<()> {
-        let observers = observers()?;
+    /// A completion for `GET /items`, matched to its route.
+    fn get_items(observers: &Arc<Observers>) -> Completion {
         let mut done = Completion::start(
             observers.clone(),
             &Method::GET,
@@ -156,7 +155,13 @@ mod tests {
             None,
         );
         done.route = Some(0);
-        let resp = done.attach(Response::new(Body::full("abc")));
+        done
+    }
+
+    #[tokio::test]
+    async fn a_request_is_recorded_once_its_body_is_sent() -> std::io::Result<()> {
+        let observers = observers()?;
+        let resp = get_items(&observers).attach(Response::new(Body::full("abc")));
         assert!(!recorded(&observers, "200"), "not before the body is sent");
         let sent = resp.into_body().collect().await.map(|b| b.to_bytes());
         assert_eq!(sent.ok().as_deref(), Some(&b"abc"[..]));
@@ -167,15 +172,7 @@ mod tests {
     #[test]
     fn a_request_left_before_its_answer_is_recorded_as_499() -> std::io::Result<()> {
         let observers = observers()?;
-        let mut done = Completion::start(
-            observers.clone(),
-            &Method::GET,
-            Version::HTTP_11,
-            None,
-            None,
-        );
-        done.route = Some(0);
-        drop(done);
+        drop(get_items(&observers));
         assert!(recorded(&observers, "499"));
         Ok(())
     }

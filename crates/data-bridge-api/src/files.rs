@@ -35,7 +35,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use hyper::body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, Frames, PollFrame};
 use crate::conditional::{decide, Conditions, Decision, Validators};
 use crate::errors::ApiError;
 use crate::mime;
@@ -370,15 +370,9 @@ struct FileChunks {
     remaining: u64,
 }
 
-impl hyper::body::Body for FileChunks {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
+impl Frames for FileChunks {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> PollFrame {
+        let this = self;
         loop {
             match &mut this.state {
                 ChunkState::Idle(file) => {

@@ -27,7 +27,6 @@
 //! go if their client leaves first.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -42,7 +41,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, Frames, PollFrame};
 use crate::errors::ApiError;
 use crate::hooks;
 use crate::in_flight::InFlight;
@@ -169,14 +168,8 @@ struct StreamBody {
     channel: Arc<Channel>,
 }
 
-impl hyper::body::Body for StreamBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+impl Frames for StreamBody {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> PollFrame {
         let channel = &self.channel;
         let mut s = channel.state.lock();
         if let Some(chunk) = s.queue.pop_front() {
@@ -460,9 +453,9 @@ mod tests {
     #[test]
     fn chunks_flow_in_order_then_the_body_ends() {
         let channel = Arc::new(Channel::new());
-        let mut body = StreamBody {
+        let mut body = Body::stream(StreamBody {
             channel: channel.clone(),
-        };
+        });
         assert!(!channel.push(Bytes::from_static(b"a")).unwrap_or(true));
         assert!(channel.push(Bytes::from_static(b"b")).unwrap_or(false));
         drop(channel.end(End::Finished));
@@ -481,9 +474,9 @@ mod tests {
     #[test]
     fn a_failed_stream_ends_with_an_error() {
         let channel = Arc::new(Channel::new());
-        let mut body = StreamBody {
+        let mut body = Body::stream(StreamBody {
             channel: channel.clone(),
-        };
+        });
         drop(channel.end(End::Failed));
         let errored = data_bridge_pyloop::runtime::block_on(async move {
             matches!(body.frame().await, Some(Err(_)))

@@ -24,6 +24,7 @@ def _is_pipe_like(mode: int) -> bool:
 class _PipeEnd:
     """What both pipe transports share: protocol access, errors and teardown."""
 
+    _extra: dict[str, Any]
     _loop: Any
     _pipe: Any
     _fileno: int | None
@@ -49,6 +50,22 @@ class _PipeEnd:
         if self._pipe is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self._pipe.close()
+
+    def _attach(self, pipe: Any, protocol: asyncio.BaseProtocol, refusal: str) -> int:
+        """Takes ``pipe`` (made non-blocking) for ``protocol`` and returns its file mode;
+        raises ``ValueError(refusal)`` if it is not a pipe, socket or character device."""
+        self._extra["pipe"] = pipe
+        self._pipe = pipe
+        self._fileno = pipe.fileno()
+        self._protocol = protocol
+        mode = os.fstat(self._fileno).st_mode
+        if not _is_pipe_like(mode):
+            self._pipe = None
+            self._fileno = None
+            self._protocol = None
+            raise ValueError(refusal)
+        os.set_blocking(self._fileno, False)
+        return mode
 
     def _close(self, exc: BaseException | None = None) -> None:
         raise NotImplementedError
@@ -97,20 +114,10 @@ class ReadPipeTransport(_PipeEnd, transports.ReadTransport):
         extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(extra)
-        self._extra["pipe"] = pipe
         self._loop = loop
-        self._pipe = pipe
-        self._fileno = pipe.fileno()
-        self._protocol = protocol
         self._closing = False
         self._paused = False
-        mode = os.fstat(self._fileno).st_mode
-        if not _is_pipe_like(mode):
-            self._pipe = None
-            self._fileno = None
-            self._protocol = None
-            raise ValueError("Pipe transport is for pipes/sockets only.")
-        os.set_blocking(self._fileno, False)
+        self._attach(pipe, protocol, "Pipe transport is for pipes/sockets only.")
         loop.call_soon(protocol.connection_made, self)
         # Start reading only after connection_made, and only if it did not pause or close.
         loop.call_soon(self._start_reading)
@@ -174,26 +181,15 @@ class WritePipeTransport(_PipeEnd, transports._FlowControlMixin, transports.Writ
         extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(extra, loop)
-        self._extra["pipe"] = pipe
-        self._pipe = pipe
-        self._fileno = pipe.fileno()
-        self._protocol = protocol
         self._buffer = bytearray()
         self._conn_lost = 0
         self._closing = False
-        mode = os.fstat(self._fileno).st_mode
-        is_char = stat.S_ISCHR(mode)
-        is_fifo = stat.S_ISFIFO(mode)
-        is_socket = stat.S_ISSOCK(mode)
-        if not (is_char or is_fifo or is_socket):
-            self._pipe = None
-            self._fileno = None
-            self._protocol = None
-            raise ValueError("Pipe transport is only for pipes, sockets and character devices")
-        os.set_blocking(self._fileno, False)
+        mode = self._attach(
+            pipe, protocol, "Pipe transport is only for pipes, sockets and character devices"
+        )
         loop.call_soon(protocol.connection_made, self)
         # A readable write end means the reader went away (EPOLLHUP/EPOLLERR).
-        if is_socket or is_fifo:
+        if stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode):
             loop.call_soon(loop._add_reader, self._fileno, self._read_ready)
         if waiter is not None:
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)

@@ -24,12 +24,12 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
-use hyper::body::{Body as _, Frame, SizeHint};
+use hyper::body::{Body as _, Frame};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::{add_vary, latin1};
-use crate::body::{Body, BoxError};
+use crate::body::{Body, Frames, PollFrame};
 
 /// Brotli's window (`lgwin`), as the `brotli` Python package's default.
 const BROTLI_WINDOW: u32 = 22;
@@ -334,15 +334,9 @@ struct Compressed {
     encoder: Option<Encoder>,
 }
 
-impl hyper::body::Body for Compressed {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
+impl Frames for Compressed {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> PollFrame {
+        let this = self;
         loop {
             let Some(encoder) = this.encoder.as_mut() else {
                 return Poll::Ready(None);
@@ -372,10 +366,6 @@ impl hyper::body::Body for Compressed {
 
     fn is_end_stream(&self) -> bool {
         self.encoder.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 
@@ -493,15 +483,9 @@ mod tests {
     /// A streamed body of `chunks`.
     struct Chunks(std::collections::VecDeque<Bytes>);
 
-    impl hyper::body::Body for Chunks {
-        type Data = Bytes;
-        type Error = BoxError;
-
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-            Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+    impl Frames for Chunks {
+        fn poll_frame(&mut self, _cx: &mut Context<'_>) -> PollFrame {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
         }
     }
 

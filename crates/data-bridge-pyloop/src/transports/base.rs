@@ -6,6 +6,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::Waker;
 
+use parking_lot::Mutex;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -236,6 +237,68 @@ pub(crate) fn finish_lost(
         cb.bind(py).call0()?;
     }
     result
+}
+
+/// The state `close()` and `_force_close()` work on, so that the stream and datagram
+/// transports close by the same rules (asyncio's `_closing` and `_conn_lost`); each
+/// transport only says where that state is and what its send queue is.
+pub(crate) trait Closing {
+    /// The flow state (whose `closing` flag this sets), the count of `connection_lost`
+    /// schedulings and writes to a lost transport (non-zero: the transport is done),
+    /// and the loop.
+    fn lifecycle(&mut self) -> (&mut Flow, &mut u32, &Py<LoopCore>);
+    /// Whether data is still waiting to be sent.
+    fn has_queued(&self) -> bool;
+    /// Drops the data waiting to be sent.
+    fn drop_queued(&mut self);
+
+    /// `close()`: starts closing and returns the loop to schedule
+    /// `connection_lost(None)` on, or `None` when already closing or when queued data
+    /// must be sent first (the writer finishes the close then).
+    fn begin_close(&mut self, py: Python<'_>) -> Option<Py<LoopCore>> {
+        let queued = self.has_queued();
+        let (flow, conn_lost, lp) = self.lifecycle();
+        if flow.closing {
+            return None;
+        }
+        flow.closing = true;
+        if queued {
+            return None;
+        }
+        *conn_lost += 1;
+        Some(lp.clone_ref(py))
+    }
+
+    /// `_force_close()`: drops queued data and returns the loop to schedule
+    /// `connection_lost` on, or `None` when it is already on its way.
+    fn begin_force_close(&mut self, py: Python<'_>) -> Option<Py<LoopCore>> {
+        if *self.lifecycle().1 > 0 {
+            return None;
+        }
+        self.drop_queued();
+        let (flow, conn_lost, lp) = self.lifecycle();
+        flow.closing = true;
+        *conn_lost += 1;
+        Some(lp.clone_ref(py))
+    }
+}
+
+/// The loop closed under a transport: mark it closing and close its socket without
+/// callbacks. `take` takes the socket and everything else the transport holds; the
+/// rest is dropped only once the lock is released, since finalizers may call back in.
+pub(crate) fn close_under_loop<I: Closing, K>(
+    py: Python<'_>,
+    inner: &Mutex<I>,
+    take: impl FnOnce(&mut I) -> (Option<Py<PyAny>>, K),
+) {
+    let (sock, _keep) = {
+        let mut inner = inner.lock();
+        inner.lifecycle().0.closing = true;
+        take(&mut inner)
+    };
+    if let Some(sock) = sock {
+        let _ = sock.bind(py).call_method0("close");
+    }
 }
 
 /// asyncio's default high-water mark for write buffers.

@@ -7,7 +7,9 @@ use pyo3::prelude::*;
 
 use super::DatagramTransport;
 use crate::errors::os_error;
-use crate::transports::base::{finish_lost, is_fatal, report, schedule_lost};
+use crate::transports::base::{
+    close_under_loop, finish_lost, is_fatal, report, schedule_lost, Closing,
+};
 
 impl DatagramTransport {
     pub(super) fn error_received(slf: &Bound<'_, Self>, err: &std::io::Error) -> PyResult<()> {
@@ -49,40 +51,21 @@ impl DatagramTransport {
     }
 
     pub(super) fn force_close(slf: &Bound<'_, Self>, exc: Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let lp = {
-            let mut inner = slf.get().inner.lock();
-            if inner.conn_lost > 0 {
-                return Ok(());
-            }
-            inner.queue.clear();
-            inner.queued = 0;
-            inner.flow.closing = true;
-            inner.conn_lost += 1;
-            inner.lp.clone_ref(py)
-        };
-        schedule_lost(lp.get(), slf.as_any(), exc)
+        let lp = slf.get().inner.lock().begin_force_close(slf.py());
+        lp.map_or(Ok(()), |lp| schedule_lost(lp.get(), slf.as_any(), exc))
     }
 
     /// The loop closed under the transport: release the socket without callbacks.
     pub(crate) fn loop_closed(slf: &Bound<'_, Self>) {
-        let py = slf.py();
-        let (sock, _keep) = {
-            let mut inner = slf.get().inner.lock();
+        close_under_loop(slf.py(), &slf.get().inner, |inner| {
             inner.io = None;
-            inner.flow.closing = true;
-            (
-                inner.sock.take(),
-                (
-                    inner.protocol.take(),
-                    inner.transport.take(),
-                    inner.context.take(),
-                ),
-            )
-        };
-        if let Some(sock) = sock {
-            let _ = sock.bind(py).call_method0("close");
-        }
+            let held = (
+                inner.protocol.take(),
+                inner.transport.take(),
+                inner.context.take(),
+            );
+            (inner.sock.take(), held)
+        });
     }
 
     pub(super) fn call_connection_lost(slf: &Bound<'_, Self>, exc: Py<PyAny>) -> PyResult<()> {

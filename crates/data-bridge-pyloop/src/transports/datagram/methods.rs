@@ -12,7 +12,7 @@ use super::{DatagramTransport, Inner};
 use crate::core::LoopCore;
 use crate::handle::copy_context;
 use crate::io::Source;
-use crate::transports::base::{schedule_lost, schedule_start, Flow, Slot};
+use crate::transports::base::{schedule_lost, schedule_start, Closing, Flow, Slot};
 
 #[pymethods]
 impl DatagramTransport {
@@ -114,19 +114,10 @@ impl DatagramTransport {
     /// Closes after queued datagrams are sent; `connection_lost(None)` follows.
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let lp = {
-            let mut inner = slf.get().inner.lock();
-            if inner.flow.closing {
-                return Ok(());
-            }
-            inner.flow.closing = true;
-            if !inner.queue.is_empty() {
-                return Ok(());
-            }
-            inner.conn_lost += 1;
-            inner.lp.clone_ref(py)
-        };
-        schedule_lost(lp.get(), slf.as_any(), py.None().into_bound(py))
+        let lp = slf.get().inner.lock().begin_close(py);
+        lp.map_or(Ok(()), |lp| {
+            schedule_lost(lp.get(), slf.as_any(), py.None().into_bound(py))
+        })
     }
 
     /// Closes at once, dropping queued datagrams.

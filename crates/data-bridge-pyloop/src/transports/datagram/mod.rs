@@ -27,7 +27,7 @@ use socket2::SockAddr;
 use tokio::io::unix::AsyncFd;
 
 use crate::core::LoopCore;
-use crate::transports::base::{in_context, is_fatal, Fd, Flow, Slot};
+use crate::transports::base::{in_context, is_fatal, Closing, Fd, Flow, Slot};
 
 /// Datagrams received per readiness report before giving other sources a turn.
 const BATCH: usize = 16;
@@ -52,6 +52,21 @@ struct Inner {
     last_source: Option<(SockAddr, Py<PyAny>)>,
     flow: Flow,
     conn_lost: u32,
+}
+
+impl Closing for Inner {
+    fn lifecycle(&mut self) -> (&mut Flow, &mut u32, &Py<LoopCore>) {
+        (&mut self.flow, &mut self.conn_lost, &self.lp)
+    }
+
+    fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    fn drop_queued(&mut self) {
+        self.queue.clear();
+        self.queued = 0;
+    }
 }
 
 /// Native datagram transport core; see the module documentation.

@@ -6,7 +6,7 @@ use pyo3::exceptions::{PyConnectionAbortedError, PyOSError};
 use pyo3::prelude::*;
 
 use super::StreamTransport;
-use crate::transports::base::{finish_lost, report, schedule_lost};
+use crate::transports::base::{close_under_loop, finish_lost, report, schedule_lost, Closing};
 
 impl StreamTransport {
     /// Calls the loop's exception handler with this transport and its protocol.
@@ -35,19 +35,8 @@ impl StreamTransport {
 
     /// Closes now, dropping buffered data; `connection_lost(exc)` runs on the next tick.
     pub(super) fn force_close(slf: &Bound<'_, Self>, exc: Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let lp = {
-            let mut inner = slf.get().inner.lock();
-            if inner.conn_lost > 0 {
-                return Ok(());
-            }
-            inner.buf.clear();
-            inner.buf_off = 0;
-            inner.flow.closing = true;
-            inner.conn_lost += 1;
-            inner.lp.clone_ref(py)
-        };
-        schedule_lost(lp.get(), slf.as_any(), exc)
+        let lp = slf.get().inner.lock().begin_force_close(slf.py());
+        lp.map_or(Ok(()), |lp| schedule_lost(lp.get(), slf.as_any(), exc))
     }
 
     /// Drops the reactor registration; must happen before the socket is closed.
@@ -65,43 +54,25 @@ impl StreamTransport {
 
     /// The loop closed under the transport: release the socket without callbacks.
     pub(crate) fn loop_closed(slf: &Bound<'_, Self>) {
-        let py = slf.py();
-        let (sock, _keep) = {
-            let mut inner = slf.get().inner.lock();
+        close_under_loop(slf.py(), &slf.get().inner, |inner| {
             inner.io = None;
-            inner.flow.closing = true;
-            (
-                inner.sock.take(),
-                (
-                    inner.protocol.take(),
-                    inner.transport.take(),
-                    inner.reader.take(),
-                    inner.context.take(),
-                    inner.sendfile.take(),
-                ),
-            )
-        };
-        if let Some(sock) = sock {
-            let _ = sock.bind(py).call_method0("close");
-        }
+            let held = (
+                inner.protocol.take(),
+                inner.transport.take(),
+                inner.reader.take(),
+                inner.context.take(),
+                inner.sendfile.take(),
+            );
+            (inner.sock.take(), held)
+        });
     }
 
     pub(super) fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let lp = {
-            let mut inner = slf.get().inner.lock();
-            if inner.flow.closing {
-                return Ok(());
-            }
-            inner.flow.closing = true;
-            if inner.buffered() > 0 {
-                // connection_lost waits until the buffer is flushed.
-                return Ok(());
-            }
-            inner.conn_lost += 1;
-            inner.lp.clone_ref(py)
-        };
-        schedule_lost(lp.get(), slf.as_any(), py.None().into_bound(py))
+        let lp = slf.get().inner.lock().begin_close(py);
+        lp.map_or(Ok(()), |lp| {
+            schedule_lost(lp.get(), slf.as_any(), py.None().into_bound(py))
+        })
     }
 
     pub(super) fn call_connection_lost(slf: &Bound<'_, Self>, exc: Py<PyAny>) -> PyResult<()> {

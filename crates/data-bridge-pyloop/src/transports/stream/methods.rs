@@ -254,7 +254,7 @@ impl StreamTransport {
     }
 
     /// The current protocol.
-    fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+    pub(super) fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.inner.lock().protocol.as_ref().map(|p| p.clone_ref(py))
     }
 

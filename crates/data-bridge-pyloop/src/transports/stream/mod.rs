@@ -41,7 +41,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::core::LoopCore;
 use crate::errors::os_error;
-use crate::transports::base::{in_context, is_fatal, Fd, Flow, Slot};
+use crate::transports::base::{in_context, is_fatal, Closing, Fd, Flow, Slot};
 
 use sendfile::SendfileJob;
 
@@ -81,6 +81,21 @@ impl Inner {
 
     fn wants_read(&self) -> bool {
         self.flow.reading_started && self.flow.is_reading() && !self.read_eof && self.io.is_some()
+    }
+}
+
+impl Closing for Inner {
+    fn lifecycle(&mut self) -> (&mut Flow, &mut u32, &Py<LoopCore>) {
+        (&mut self.flow, &mut self.conn_lost, &self.lp)
+    }
+
+    fn has_queued(&self) -> bool {
+        self.buffered() > 0
+    }
+
+    fn drop_queued(&mut self) {
+        self.buf.clear();
+        self.buf_off = 0;
     }
 }
 
@@ -131,13 +146,7 @@ impl StreamTransport {
         }
         let py = slf.py();
         if after.pause || after.resume {
-            let protocol = slf
-                .get()
-                .inner
-                .lock()
-                .protocol
-                .as_ref()
-                .map(|p| p.clone_ref(py));
+            let protocol = slf.get().get_protocol(py);
             if let Some(protocol) = protocol {
                 let (method, what) = if after.pause {
                     ("pause_writing", "protocol.pause_writing() failed")

@@ -66,24 +66,12 @@ impl StreamTransport {
                         res.map(|n| n.map(|n| (n, PyBytes::new(py, &buf[..n]))))
                     }),
                 };
-                match outcome {
-                    Ok(None) => Ok(()),
-                    Ok(Some((0, _))) => StreamTransport::on_eof(slf),
-                    Ok(Some((_, data))) => match data_received.bind(py).call1((data,)) {
-                        Ok(_) => Ok(()),
-                        Err(err) if is_fatal(py, &err) => Err(err),
-                        Err(err) => StreamTransport::fatal_error(
-                            slf,
-                            err,
-                            "Fatal error: protocol.data_received() call failed.",
-                        ),
-                    },
-                    Err(e) => StreamTransport::fatal_error(
-                        slf,
-                        os_error(&e),
-                        "Fatal read error on socket transport",
-                    ),
-                }
+                StreamTransport::deliver(
+                    slf,
+                    outcome,
+                    |data| data_received.bind(py).call1((data,)),
+                    "Fatal error: protocol.data_received() call failed.",
+                )
             }
             Reader::Buffered {
                 get_buffer,
@@ -104,9 +92,8 @@ impl StreamTransport {
                     Ok(pybuf)
                 }) {
                     Ok(b) => b,
-                    Err(err) if is_fatal(py, &err) => return Err(err),
                     Err(err) => {
-                        return StreamTransport::fatal_error(
+                        return StreamTransport::protocol_failed(
                             slf,
                             err,
                             "Fatal error: protocol.get_buffer() call failed.",
@@ -120,24 +107,12 @@ impl StreamTransport {
                 };
                 let res = this.recv_into(slice, false);
                 drop(buf);
-                match res {
-                    Ok(None) => Ok(()),
-                    Ok(Some(0)) => StreamTransport::on_eof(slf),
-                    Ok(Some(n)) => match buffer_updated.bind(py).call1((n,)) {
-                        Ok(_) => Ok(()),
-                        Err(err) if is_fatal(py, &err) => Err(err),
-                        Err(err) => StreamTransport::fatal_error(
-                            slf,
-                            err,
-                            "Fatal error: protocol.buffer_updated() call failed.",
-                        ),
-                    },
-                    Err(e) => StreamTransport::fatal_error(
-                        slf,
-                        os_error(&e),
-                        "Fatal read error on socket transport",
-                    ),
-                }
+                StreamTransport::deliver(
+                    slf,
+                    res.map(|n| n.map(|n| (n, n))),
+                    |n| buffer_updated.bind(py).call1((n,)),
+                    "Fatal error: protocol.buffer_updated() call failed.",
+                )
             }
         }
     }
@@ -216,13 +191,7 @@ impl StreamTransport {
 
     pub(super) fn on_eof(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let protocol = slf
-            .get()
-            .inner
-            .lock()
-            .protocol
-            .as_ref()
-            .map(|p| p.clone_ref(py));
+        let protocol = slf.get().get_protocol(py);
         let Some(protocol) = protocol else {
             return Ok(());
         };
@@ -236,12 +205,43 @@ impl StreamTransport {
                     StreamTransport::close(slf)
                 }
             }
-            Err(err) if is_fatal(py, &err) => Err(err),
-            Err(err) => StreamTransport::fatal_error(
+            Err(err) => StreamTransport::protocol_failed(
                 slf,
                 err,
                 "Fatal error: protocol.eof_received() call failed.",
             ),
         }
+    }
+
+    /// Hands a read's outcome to the protocol: nothing (the socket had no data), end of
+    /// file, or `call` with what was read (its length first); a socket error is fatal.
+    fn deliver<'py, T>(
+        slf: &Bound<'py, Self>,
+        outcome: std::io::Result<Option<(usize, T)>>,
+        call: impl FnOnce(T) -> PyResult<Bound<'py, PyAny>>,
+        failed: &str,
+    ) -> PyResult<()> {
+        match outcome {
+            Ok(None) => Ok(()),
+            Ok(Some((0, _))) => StreamTransport::on_eof(slf),
+            Ok(Some((_, data))) => match call(data) {
+                Ok(_) => Ok(()),
+                Err(err) => StreamTransport::protocol_failed(slf, err, failed),
+            },
+            Err(e) => StreamTransport::fatal_error(
+                slf,
+                os_error(&e),
+                "Fatal read error on socket transport",
+            ),
+        }
+    }
+
+    /// A protocol callback raised: `KeyboardInterrupt` and `SystemExit` propagate,
+    /// anything else closes the transport as asyncio's `_fatal_error` does.
+    fn protocol_failed(slf: &Bound<'_, Self>, err: PyErr, message: &str) -> PyResult<()> {
+        if is_fatal(slf.py(), &err) {
+            return Err(err);
+        }
+        StreamTransport::fatal_error(slf, err, message)
     }
 }
