@@ -11,9 +11,10 @@
 //!    next timer, else until woken;
 //! 2. release the GIL and let Tokio poll the reactor (I/O, timers, wake-ups) for at
 //!    most that long; skipped when nothing is registered that Tokio could report;
-//! 3. with the GIL held, dispatch ready I/O sources, take cross-thread work, move due
-//!    timers to the ready queue, then run the callbacks that were ready when the run
-//!    began; callbacks they schedule wait for the next tick, after the next I/O poll.
+//! 3. with the GIL held, as asyncio's `_run_once` does: run the callbacks that were
+//!    ready when the poll returned, then dispatch the ready I/O sources (and take
+//!    cross-thread work), then run the timers that came due; callbacks any of them
+//!    schedule wait for the next tick, after the next I/O poll.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -226,20 +227,17 @@ impl LoopCore {
         let timeout = this.next_timeout(py);
         this.wait(py, timeout);
         py.check_signals()?;
-        if this.shared.is_pending() {
-            this.shared.clear_pending();
-            Registry::dispatch(slf)?;
-            this.process_remote(py);
-        } else if this.state.lock().io.needs_recheck() {
-            Registry::dispatch(slf)?;
-        }
 
+        // asyncio's order within a tick: the callbacks that were ready before the poll,
+        // then the I/O callbacks the poll reported, then the timers that came due; what
+        // any of them schedules waits for the next tick. Libraries rely on it (a task
+        // woken before a peer's data arrives runs before that data is delivered).
         let mut trash = Vec::new();
+        let mut due = VecDeque::new();
         let ntodo = {
             let mut st = this.state.lock();
             let end = clock::now() + CLOCK_RESOLUTION;
-            let st = &mut *st;
-            st.timers.pop_due(py, end, &mut st.ready, &mut trash);
+            st.timers.pop_due(py, end, &mut due, &mut trash);
             st.ready.len()
         };
         drop(trash);
@@ -249,27 +247,46 @@ impl LoopCore {
             let Some(handle) = this.state.lock().ready.pop_front() else {
                 break;
             };
-            let h = handle.get();
-            if h.is_cancelled() {
-                continue;
+            LoopCore::run_handle(slf, &handle, debug)?;
+        }
+        let mut io_callbacks = Vec::new();
+        if this.shared.is_pending() {
+            this.shared.clear_pending();
+            Registry::dispatch(slf, &mut io_callbacks)?;
+            this.process_remote(py);
+        } else if this.state.lock().io.needs_recheck() {
+            Registry::dispatch(slf, &mut io_callbacks)?;
+        }
+        for handle in io_callbacks.iter().chain(&due) {
+            LoopCore::run_handle(slf, handle, debug)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one callback, reporting its failure to the exception handler; only
+    /// `SystemExit` and `KeyboardInterrupt` stop the loop.
+    fn run_handle(slf: &Bound<'_, Self>, handle: &Py<Handle>, debug: bool) -> PyResult<()> {
+        let py = slf.py();
+        let h = handle.get();
+        if h.is_cancelled() {
+            return Ok(());
+        }
+        let result = if debug {
+            let t0 = clock::now();
+            let r = h.run(py);
+            let dt = clock::now() - t0;
+            slf.call_method1("_after_callback", (handle.bind(py), dt))?;
+            r
+        } else {
+            h.run(py)
+        };
+        if let Err(err) = result {
+            if err.is_instance_of::<PySystemExit>(py)
+                || err.is_instance_of::<PyKeyboardInterrupt>(py)
+            {
+                return Err(err);
             }
-            let result = if debug {
-                let t0 = clock::now();
-                let r = h.run(py);
-                let dt = clock::now() - t0;
-                slf.call_method1("_after_callback", (handle.bind(py), dt))?;
-                r
-            } else {
-                h.run(py)
-            };
-            if let Err(err) = result {
-                if err.is_instance_of::<PySystemExit>(py)
-                    || err.is_instance_of::<PyKeyboardInterrupt>(py)
-                {
-                    return Err(err);
-                }
-                slf.call_method1("_callback_failed", (handle.bind(py), err.into_value(py)))?;
-            }
+            slf.call_method1("_callback_failed", (handle.bind(py), err.into_value(py)))?;
         }
         Ok(())
     }
