@@ -18,6 +18,7 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -57,6 +58,30 @@ def test_callback_scheduled_by_callback_runs_on_next_iteration(
     loop.call_soon(loop.call_soon, loop.stop)
     loop.run_forever()
     assert order == ["first", "second", "nested"]
+
+
+def test_patched_time_drives_timers(loop: asyncio.AbstractEventLoop, run: Run) -> None:
+    # aiohttp's tests patch loop.time to move the clock; the loop takes its deadlines from
+    # the patched clock, as asyncio's loop does, and from the real one again afterwards.
+    async def main() -> None:
+        fired: list[str] = []
+        now = loop.time()
+        with mock.patch.object(loop, "time") as fake:
+            fake.return_value = now
+            loop.call_at(now + 10, fired.append, "at")
+            later = loop.call_later(10, fired.append, "later")
+            assert later.when() == now + 10
+            await asyncio.sleep(0)
+            assert fired == []
+            fake.return_value = now + 10
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert fired == ["at", "later"]
+        started = time.monotonic()
+        await asyncio.sleep(0.01)
+        assert time.monotonic() - started >= 0.01
+
+    run(main())
 
 
 @pytest.mark.parametrize("kind", ["transport", "add_reader"])

@@ -55,6 +55,9 @@ pub struct LoopCore {
     closed: AtomicBool,
     running: AtomicBool,
     debug: AtomicBool,
+    /// `time()` is replaced (a subclass's method, or one a test patched onto the
+    /// instance): deadlines are then read from it, as asyncio's loop reads them.
+    custom_time: AtomicBool,
     /// Registered sources whose readiness Tokio must be asked about every tick.
     pub(crate) io_sources: AtomicUsize,
     /// Rust work living on the runtime that needs the loop to keep polling it
@@ -75,6 +78,7 @@ impl LoopCore {
             closed: AtomicBool::new(false),
             running: AtomicBool::new(false),
             debug: AtomicBool::new(false),
+            custom_time: AtomicBool::new(false),
             io_sources: AtomicUsize::new(0),
             external_sources: AtomicUsize::new(0),
         }
@@ -181,8 +185,17 @@ impl LoopCore {
         Ok(timer)
     }
 
+    /// The loop's time: the monotonic clock, or the replaced `time()`.
+    fn now(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        if slf.get().custom_time.load(Ordering::Relaxed) {
+            slf.call_method0("time")?.extract()
+        } else {
+            Ok(clock::now())
+        }
+    }
+
     /// How long the next wait may block, or `None` for "until woken".
-    fn next_timeout(&self, py: Python<'_>) -> Option<Duration> {
+    fn next_timeout(&self, py: Python<'_>, now: f64) -> Option<Duration> {
         let mut trash = Vec::new();
         let (has_ready, deadline) = {
             let mut st = self.state.lock();
@@ -193,7 +206,7 @@ impl LoopCore {
         if has_ready || self.stopping.load(Ordering::Relaxed) || self.shared.is_pending() {
             return Some(Duration::ZERO);
         }
-        deadline.map(|when| Duration::from_secs_f64((when - clock::now()).clamp(0.0, MAX_WAIT)))
+        deadline.map(|when| Duration::from_secs_f64((when - now).clamp(0.0, MAX_WAIT)))
     }
 
     /// One tick's wait: lets Tokio poll for I/O and timers with the GIL released.
@@ -224,7 +237,7 @@ impl LoopCore {
     fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let timeout = this.next_timeout(py);
+        let timeout = this.next_timeout(py, LoopCore::now(slf)?);
         this.wait(py, timeout);
         py.check_signals()?;
 
@@ -234,9 +247,9 @@ impl LoopCore {
         // woken before a peer's data arrives runs before that data is delivered).
         let mut trash = Vec::new();
         let mut due = VecDeque::new();
+        let end = LoopCore::now(slf)? + CLOCK_RESOLUTION;
         let ntodo = {
             let mut st = this.state.lock();
-            let end = clock::now() + CLOCK_RESOLUTION;
             st.timers.pop_due(py, end, &mut due, &mut trash);
             st.ready.len()
         };
@@ -358,7 +371,7 @@ impl LoopCore {
         };
         LoopCore::add_timer(
             slf,
-            clock::now() + delay,
+            LoopCore::now(slf)? + delay,
             callback,
             args,
             context,
@@ -384,6 +397,12 @@ impl LoopCore {
     /// The loop's clock: `time.monotonic()`.
     fn time(&self) -> f64 {
         clock::now()
+    }
+
+    /// Reads deadlines from `time()` (`True`: it was replaced) or from the monotonic
+    /// clock directly (`False`).
+    fn _set_custom_time(&self, custom: bool) {
+        self.custom_time.store(custom, Ordering::Relaxed);
     }
 
     /// Stops the loop after the callbacks of the current iteration have run.

@@ -107,11 +107,7 @@ SUITES = (
 
 # Tests that pass on asyncio's loop and fail on PyLoop, with the reason; each is also
 # listed in openspec/specs/pyloop/spec.md. Keys are "<suite>::<junit classname>::<name>".
-KNOWN_DIFFERENCES: dict[str, str] = {
-    "aiohttp::tests.test_web_functional::test_keepalive_expires_on_time[pyloop]": (
-        "patches loop.time(); PyLoop's timers keep the monotonic clock, as uvloop's do"
-    ),
-}
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 # Common to both runs: the suite's own ini minus its coverage/xdist/doctest addopts.
 PYTEST_ARGS = (
