@@ -186,6 +186,7 @@ impl LoopCore {
     }
 
     /// The loop's time: the monotonic clock, or the replaced `time()`.
+    #[inline]
     fn now(slf: &Bound<'_, Self>) -> PyResult<f64> {
         if slf.get().custom_time.load(Ordering::Relaxed) {
             slf.call_method0("time")?.extract()
@@ -195,18 +196,27 @@ impl LoopCore {
     }
 
     /// How long the next wait may block, or `None` for "until woken".
-    fn next_timeout(&self, py: Python<'_>, now: f64) -> Option<Duration> {
+    fn next_timeout(slf: &Bound<'_, Self>) -> PyResult<Option<Duration>> {
+        let py = slf.py();
+        let this = slf.get();
         let mut trash = Vec::new();
         let (has_ready, deadline) = {
-            let mut st = self.state.lock();
+            let mut st = this.state.lock();
             let deadline = st.timers.next_deadline(py, &mut trash);
             (!st.ready.is_empty() || st.io.needs_recheck(), deadline)
         };
         drop(trash);
-        if has_ready || self.stopping.load(Ordering::Relaxed) || self.shared.is_pending() {
-            return Some(Duration::ZERO);
+        if has_ready || this.stopping.load(Ordering::Relaxed) || this.shared.is_pending() {
+            return Ok(Some(Duration::ZERO));
         }
-        deadline.map(|when| Duration::from_secs_f64((when - now).clamp(0.0, MAX_WAIT)))
+        // The clock is read only when a timer decides the wait.
+        let Some(when) = deadline else {
+            return Ok(None);
+        };
+        let now = LoopCore::now(slf)?;
+        Ok(Some(Duration::from_secs_f64(
+            (when - now).clamp(0.0, MAX_WAIT),
+        )))
     }
 
     /// One tick's wait: lets Tokio poll for I/O and timers with the GIL released.
@@ -237,7 +247,7 @@ impl LoopCore {
     fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let timeout = this.next_timeout(py, LoopCore::now(slf)?);
+        let timeout = LoopCore::next_timeout(slf)?;
         this.wait(py, timeout);
         py.check_signals()?;
 
@@ -278,6 +288,7 @@ impl LoopCore {
 
     /// Runs one callback, reporting its failure to the exception handler; only
     /// `SystemExit` and `KeyboardInterrupt` stop the loop.
+    #[inline]
     fn run_handle(slf: &Bound<'_, Self>, handle: &Py<Handle>, debug: bool) -> PyResult<()> {
         let py = slf.py();
         let h = handle.get();
