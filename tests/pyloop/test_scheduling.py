@@ -11,12 +11,14 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -56,6 +58,70 @@ def test_callback_scheduled_by_callback_runs_on_next_iteration(
     loop.call_soon(loop.call_soon, loop.stop)
     loop.run_forever()
     assert order == ["first", "second", "nested"]
+
+
+def test_patched_time_drives_timers(loop: asyncio.AbstractEventLoop, run: Run) -> None:
+    # aiohttp's tests patch loop.time to move the clock; the loop takes its deadlines from
+    # the patched clock, as asyncio's loop does, and from the real one again afterwards.
+    async def main() -> None:
+        fired: list[str] = []
+        now = loop.time()
+        with mock.patch.object(loop, "time") as fake:
+            fake.return_value = now
+            loop.call_at(now + 10, fired.append, "at")
+            later = loop.call_later(10, fired.append, "later")
+            assert later.when() == now + 10
+            await asyncio.sleep(0)
+            assert fired == []
+            fake.return_value = now + 10
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert fired == ["at", "later"]
+        started = time.monotonic()
+        await asyncio.sleep(0.01)
+        assert time.monotonic() - started >= 0.01
+
+    run(main())
+
+
+@pytest.mark.parametrize("kind", ["transport", "add_reader"])
+def test_tick_runs_ready_callbacks_then_io_then_timers(
+    loop: asyncio.AbstractEventLoop, run: Run, kind: str
+) -> None:
+    # asyncio's tick: the callbacks ready before the poll, then the I/O the poll
+    # reported, then due timers; what they schedule waits for the next tick. aiohttp's
+    # websocket close relies on it: a task woken just before the peer's data arrives
+    # runs before that data is delivered.
+    order: list[str] = []
+
+    class Reader(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            order.append("data")
+            loop.call_soon(order.append, "scheduled by data")
+
+    async def main() -> None:
+        a, b = socket.socketpair()
+        with b:
+            a.setblocking(False)
+            if kind == "transport":
+                tr, _ = await loop.create_unix_connection(Reader, sock=a)
+            else:
+                loop.add_reader(a, lambda: order.append("data") or a.recv(10))
+            await asyncio.sleep(0)
+            done = loop.create_future()
+            b.send(b"x")
+            loop.call_soon(order.append, "soon")
+            loop.call_at(loop.time(), lambda: order.append("timer") or done.set_result(None))
+            await asyncio.wait_for(done, 5)
+            if kind == "transport":
+                tr.close()
+            else:
+                loop.remove_reader(a)
+                a.close()
+        await asyncio.sleep(0)
+
+    run(main())
+    assert order[:3] == ["soon", "data", "timer"]
 
 
 def test_call_soon_uses_given_context(loop: asyncio.AbstractEventLoop) -> None:

@@ -586,6 +586,53 @@ def test_eager_task_factory(loop: asyncio.AbstractEventLoop, run: Run) -> None:
     assert order == ["eager ran", "after create"]
 
 
+EAGER_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("EAGER_VAR", default="unset")
+
+
+@pytest.mark.skipif(not hasattr(asyncio, "eager_task_factory"), reason="Python 3.12+")
+def test_eager_tasks_that_suspend(loop: asyncio.AbstractEventLoop, run: Run) -> None:
+    # The eager step runs inside create_task, as the task (current_task()) and in the
+    # context given to create_task; the rest runs from the loop, as the same task.
+    seen: list[tuple[str, bool, str]] = []
+
+    async def worker(tag: str) -> str:
+        me = asyncio.current_task()
+        seen.append((tag, me is not None, EAGER_VAR.get()))
+        await asyncio.sleep(0)
+        seen.append((f"{tag} resumed", asyncio.current_task() is me, EAGER_VAR.get()))
+        return tag
+
+    async def failing() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("in eager task")
+
+    async def main() -> None:
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+        try:
+            ctx = contextvars.copy_context()
+            ctx.run(EAGER_VAR.set, "given")
+            task = loop.create_task(worker("a"), name="a", context=ctx)
+            assert not task.done()
+            assert seen == [("a", True, "given")]
+            assert await task == "a"
+            assert task.get_name() == "a"
+            with pytest.raises(ExceptionGroup) as info:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(worker("b"), name="b")
+                    tg.create_task(failing())
+            assert info.group_contains(ValueError)
+        finally:
+            loop.set_task_factory(None)
+
+    run(main())
+    assert seen == [
+        ("a", True, "given"),
+        ("a resumed", True, "given"),
+        ("b", True, "unset"),
+        ("b resumed", True, "unset"),
+    ]
+
+
 # -- executors -------------------------------------------------------------------------------
 
 

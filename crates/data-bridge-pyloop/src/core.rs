@@ -11,9 +11,10 @@
 //!    next timer, else until woken;
 //! 2. release the GIL and let Tokio poll the reactor (I/O, timers, wake-ups) for at
 //!    most that long; skipped when nothing is registered that Tokio could report;
-//! 3. with the GIL held, dispatch ready I/O sources, take cross-thread work, move due
-//!    timers to the ready queue, then run the callbacks that were ready when the run
-//!    began; callbacks they schedule wait for the next tick, after the next I/O poll.
+//! 3. with the GIL held, as asyncio's `_run_once` does: run the callbacks that were
+//!    ready when the poll returned, then dispatch the ready I/O sources (and take
+//!    cross-thread work), then run the timers that came due; callbacks any of them
+//!    schedule wait for the next tick, after the next I/O poll.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -55,6 +56,9 @@ pub struct LoopCore {
     closed: AtomicBool,
     running: AtomicBool,
     debug: AtomicBool,
+    /// `time()` is replaced (a subclass's method, or one a test patched onto the
+    /// instance): deadlines are then read from it, as asyncio's loop reads them.
+    custom_time: AtomicBool,
     /// Registered sources whose readiness Tokio must be asked about every tick.
     pub(crate) io_sources: AtomicUsize,
     /// Rust work living on the runtime that needs the loop to keep polling it
@@ -75,6 +79,7 @@ impl LoopCore {
             closed: AtomicBool::new(false),
             running: AtomicBool::new(false),
             debug: AtomicBool::new(false),
+            custom_time: AtomicBool::new(false),
             io_sources: AtomicUsize::new(0),
             external_sources: AtomicUsize::new(0),
         }
@@ -181,19 +186,38 @@ impl LoopCore {
         Ok(timer)
     }
 
+    /// The loop's time: the monotonic clock, or the replaced `time()`.
+    #[inline]
+    fn now(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        if slf.get().custom_time.load(Ordering::Relaxed) {
+            slf.call_method0("time")?.extract()
+        } else {
+            Ok(clock::now())
+        }
+    }
+
     /// How long the next wait may block, or `None` for "until woken".
-    fn next_timeout(&self, py: Python<'_>) -> Option<Duration> {
+    fn next_timeout(slf: &Bound<'_, Self>) -> PyResult<Option<Duration>> {
+        let py = slf.py();
+        let this = slf.get();
         let mut trash = Vec::new();
         let (has_ready, deadline) = {
-            let mut st = self.state.lock();
+            let mut st = this.state.lock();
             let deadline = st.timers.next_deadline(py, &mut trash);
             (!st.ready.is_empty() || st.io.needs_recheck(), deadline)
         };
         drop(trash);
-        if has_ready || self.stopping.load(Ordering::Relaxed) || self.shared.is_pending() {
-            return Some(Duration::ZERO);
+        if has_ready || this.stopping.load(Ordering::Relaxed) || this.shared.is_pending() {
+            return Ok(Some(Duration::ZERO));
         }
-        deadline.map(|when| Duration::from_secs_f64((when - clock::now()).clamp(0.0, MAX_WAIT)))
+        // The clock is read only when a timer decides the wait.
+        let Some(when) = deadline else {
+            return Ok(None);
+        };
+        let now = LoopCore::now(slf)?;
+        Ok(Some(Duration::from_secs_f64(
+            (when - now).clamp(0.0, MAX_WAIT),
+        )))
     }
 
     /// One tick's wait: lets Tokio poll for I/O and timers with the GIL released.
@@ -224,23 +248,20 @@ impl LoopCore {
     fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let timeout = this.next_timeout(py);
+        let timeout = LoopCore::next_timeout(slf)?;
         this.wait(py, timeout);
         py.check_signals()?;
-        if this.shared.is_pending() {
-            this.shared.clear_pending();
-            Registry::dispatch(slf)?;
-            this.process_remote(py);
-        } else if this.state.lock().io.needs_recheck() {
-            Registry::dispatch(slf)?;
-        }
 
+        // asyncio's order within a tick: the callbacks that were ready before the poll,
+        // then the I/O callbacks the poll reported, then the timers that came due; what
+        // any of them schedules waits for the next tick. Libraries rely on it (a task
+        // woken before a peer's data arrives runs before that data is delivered).
         let mut trash = Vec::new();
+        let mut due = VecDeque::new();
+        let end = LoopCore::now(slf)? + CLOCK_RESOLUTION;
         let ntodo = {
             let mut st = this.state.lock();
-            let end = clock::now() + CLOCK_RESOLUTION;
-            let st = &mut *st;
-            st.timers.pop_due(py, end, &mut st.ready, &mut trash);
+            st.timers.pop_due(py, end, &mut due, &mut trash);
             st.ready.len()
         };
         drop(trash);
@@ -250,27 +271,47 @@ impl LoopCore {
             let Some(handle) = this.state.lock().ready.pop_front() else {
                 break;
             };
-            let h = handle.get();
-            if h.is_cancelled() {
-                continue;
+            LoopCore::run_handle(slf, &handle, debug)?;
+        }
+        let mut io_callbacks = Vec::new();
+        if this.shared.is_pending() {
+            this.shared.clear_pending();
+            Registry::dispatch(slf, &mut io_callbacks)?;
+            this.process_remote(py);
+        } else if this.state.lock().io.needs_recheck() {
+            Registry::dispatch(slf, &mut io_callbacks)?;
+        }
+        for handle in io_callbacks.iter().chain(&due) {
+            LoopCore::run_handle(slf, handle, debug)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one callback, reporting its failure to the exception handler; only
+    /// `SystemExit` and `KeyboardInterrupt` stop the loop.
+    #[inline]
+    fn run_handle(slf: &Bound<'_, Self>, handle: &Py<Handle>, debug: bool) -> PyResult<()> {
+        let py = slf.py();
+        let h = handle.get();
+        if h.is_cancelled() {
+            return Ok(());
+        }
+        let result = if debug {
+            let t0 = clock::now();
+            let r = h.run(py);
+            let dt = clock::now() - t0;
+            slf.call_method1("_after_callback", (handle.bind(py), dt))?;
+            r
+        } else {
+            h.run(py)
+        };
+        if let Err(err) = result {
+            if err.is_instance_of::<PySystemExit>(py)
+                || err.is_instance_of::<PyKeyboardInterrupt>(py)
+            {
+                return Err(err);
             }
-            let result = if debug {
-                let t0 = clock::now();
-                let r = h.run(py);
-                let dt = clock::now() - t0;
-                slf.call_method1("_after_callback", (handle.bind(py), dt))?;
-                r
-            } else {
-                h.run(py)
-            };
-            if let Err(err) = result {
-                if err.is_instance_of::<PySystemExit>(py)
-                    || err.is_instance_of::<PyKeyboardInterrupt>(py)
-                {
-                    return Err(err);
-                }
-                slf.call_method1("_callback_failed", (handle.bind(py), err.into_value(py)))?;
-            }
+            slf.call_method1("_callback_failed", (handle.bind(py), err.into_value(py)))?;
         }
         Ok(())
     }
@@ -342,7 +383,7 @@ impl LoopCore {
         };
         LoopCore::add_timer(
             slf,
-            clock::now() + delay,
+            LoopCore::now(slf)? + delay,
             callback,
             args,
             context,
@@ -368,6 +409,12 @@ impl LoopCore {
     /// The loop's clock: `time.monotonic()`.
     fn time(&self) -> f64 {
         clock::now()
+    }
+
+    /// Reads deadlines from `time()` (`True`: it was replaced) or from the monotonic
+    /// clock directly (`False`).
+    fn _set_custom_time(&self, custom: bool) {
+        self.custom_time.store(custom, Ordering::Relaxed);
     }
 
     /// Stops the loop after the callbacks of the current iteration have run.

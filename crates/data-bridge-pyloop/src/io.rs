@@ -183,7 +183,13 @@ impl Registry {
     }
 
     /// Dispatches every source reported ready since the last tick.
-    pub(crate) fn dispatch(lp: &Bound<'_, LoopCore>) -> PyResult<()> {
+    /// Dispatches the sources Tokio reported: transports handle their readiness at once,
+    /// and the callbacks of ready `add_reader`/`add_writer` descriptors are appended to
+    /// `callbacks` for the caller to run in this tick.
+    pub(crate) fn dispatch(
+        lp: &Bound<'_, LoopCore>,
+        callbacks: &mut Vec<Py<Handle>>,
+    ) -> PyResult<()> {
         let py = lp.py();
         let this = lp.get();
         let mut tokens = Vec::new();
@@ -195,7 +201,7 @@ impl Registry {
         for token in tokens {
             let source = this.state.lock().io.lookup(py, token);
             match source {
-                Some(Source::Selector) => Selector::dispatch(this, py),
+                Some(Source::Selector) => Selector::dispatch(this, py, callbacks),
                 Some(Source::Stream(t)) => StreamTransport::on_ready(t.bind(py))?,
                 Some(Source::Datagram(t)) => DatagramTransport::on_ready(t.bind(py))?,
                 Some(Source::Reserved) | None => {}
@@ -216,6 +222,10 @@ struct Watch {
     reader: Option<Py<Handle>>,
     writer: Option<Py<Handle>>,
     passive: bool,
+    /// The object (not an int) first registered for the descriptor: once it is closed
+    /// its `fileno()` is -1 and removal finds the descriptor through it, as asyncio's
+    /// selector does.
+    fileobj: Option<Py<PyAny>>,
 }
 
 impl Watch {
@@ -284,9 +294,9 @@ impl Selector {
         }
     }
 
-    /// Drains the private epoll without blocking and queues the callbacks of ready
+    /// Drains the private epoll without blocking and collects the callbacks of ready
     /// descriptors, like asyncio's `_process_events`.
-    fn dispatch(lp: &LoopCore, py: Python<'_>) {
+    fn dispatch(lp: &LoopCore, py: Python<'_>, callbacks: &mut Vec<Py<Handle>>) {
         let mut st = lp.state.lock();
         let st = &mut *st;
         let Some(sel) = st.io.selector.as_mut() else {
@@ -316,12 +326,12 @@ impl Selector {
                 let err = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
                 if flags & (libc::EPOLLIN as u32 | err) != 0 {
                     if let Some(h) = &watch.reader {
-                        st.ready.push_back(h.clone_ref(py));
+                        callbacks.push(h.clone_ref(py));
                     }
                 }
                 if flags & (libc::EPOLLOUT as u32 | err) != 0 {
                     if let Some(h) = &watch.writer {
-                        st.ready.push_back(h.clone_ref(py));
+                        callbacks.push(h.clone_ref(py));
                     }
                 }
             }
@@ -344,6 +354,7 @@ pub(crate) enum Side {
 
 impl Registry {
     /// Sets the reader or writer callback of `fd`; returns the one it replaces.
+    /// `fileobj` is the object the caller passed, when it was not a bare descriptor.
     pub(crate) fn watch(
         &mut self,
         shared: &Arc<Shared>,
@@ -351,6 +362,7 @@ impl Registry {
         side: Side,
         handle: Py<Handle>,
         passive: bool,
+        fileobj: Option<Py<PyAny>>,
     ) -> Result<Option<Py<Handle>>, LoopError> {
         if self.selector.is_none() {
             Selector::create(self, shared)?;
@@ -367,6 +379,7 @@ impl Registry {
         };
         if !existed {
             watch.passive = passive;
+            watch.fileobj = fileobj;
         }
         let new_events = watch.events();
         let counts = !watch.passive;
@@ -391,6 +404,19 @@ impl Registry {
             sel.active += 1;
         }
         Ok(previous)
+    }
+
+    /// The descriptor `fileobj` was registered under (by identity), for an object that
+    /// no longer knows its own descriptor because it was closed.
+    pub(crate) fn watched_fd_of(&self, fileobj: &Bound<'_, PyAny>) -> Option<RawFd> {
+        let sel = self.selector.as_ref()?;
+        sel.fds.iter().find_map(|(fd, watch)| {
+            watch
+                .fileobj
+                .as_ref()
+                .filter(|obj| obj.as_ptr() == fileobj.as_ptr())
+                .map(|_| *fd)
+        })
     }
 
     /// Removes the reader or writer callback of `fd`; returns it if there was one.

@@ -8,7 +8,7 @@ use std::os::fd::RawFd;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyInt, PyTuple};
 
 use crate::core::LoopCore;
 use crate::handle::Handle;
@@ -63,6 +63,7 @@ impl LoopCore {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
+        let fileobj = (!fd.is_instance_of::<PyInt>()).then(|| fd.clone().unbind());
         let fd = fileobj_to_fd(fd)?;
         if public {
             LoopCore::ensure_no_transport(slf, fd)?;
@@ -73,9 +74,14 @@ impl LoopCore {
         let handle = Py::new(py, Handle::new(py, callback, args, None)?)?;
         let previous = {
             let mut st = this.state.lock();
-            let res = st
-                .io
-                .watch(&this.shared, fd, side, handle.clone_ref(py), passive);
+            let res = st.io.watch(
+                &this.shared,
+                fd,
+                side,
+                handle.clone_ref(py),
+                passive,
+                fileobj,
+            );
             st.io.publish_count(this);
             res
         };
@@ -101,8 +107,17 @@ impl LoopCore {
         if this.check_closed().is_err() {
             return Ok(false);
         }
-        let fd = fileobj_to_fd(fd)?;
-        if public {
+        let (fd, closed) = match fileobj_to_fd(fd) {
+            Ok(fd) => (fd, false),
+            // A closed socket or file: found by identity, as selectors' `_fileobj_lookup`.
+            Err(err) => match this.state.lock().io.watched_fd_of(fd) {
+                Some(fd) => (fd, true),
+                None => return Err(err),
+            },
+        };
+        // asyncio looks the closed object's transport up under -1 and finds none; the
+        // number may belong to a new transport by now.
+        if public && !closed {
             LoopCore::ensure_no_transport(slf, fd)?;
         }
         let previous = {

@@ -53,6 +53,20 @@ class Loop(  # type: ignore[misc]
         SignalsMixin.__init__(self)
         self._unix_server_inodes = {}
         self._child_watches = set()
+        if type(self).time is not Loop.time:
+            self._set_custom_time(True)
+
+    # A test may patch ``loop.time`` (``mock.patch.object``); asyncio's loop then takes
+    # its deadlines from the patched clock, and so does this one.
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "time":
+            self._set_custom_time(True)
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        if name == "time":
+            self._set_custom_time(type(self).time is not Loop.time)
 
     def __repr__(self) -> str:
         return (
