@@ -123,6 +123,13 @@ def build_hyper() -> Path:
     return HYPER / "target" / "release" / "hyper-hello"
 
 
+def cpu_us(result: Result) -> float | None:
+    """The server's CPU time per request (µs) in one run."""
+    if not result.rps or result.server_cores is None:
+        return None
+    return result.server_cores / result.rps * 1e6
+
+
 @dataclass
 class Measured:
     config: Config
@@ -139,9 +146,7 @@ class Measured:
     @property
     def cpu_us(self) -> float | None:
         """The server's CPU time per request (µs), median of the runs."""
-        per_request = [
-            r.server_cores / r.rps * 1e6 for r in self.runs if r.rps and r.server_cores is not None
-        ]
+        per_request = [us for us in map(cpu_us, self.runs) if us is not None]
         return statistics.median(per_request) if per_request else None
 
     @property
@@ -218,13 +223,9 @@ def main(argv: list[str]) -> None:
                 server = c.server or _data_bridge(c.layers)
                 result = measure_quietly(server, c.scenario, CONNECTIONS, cfg, Path(tmp_dir))
                 measured[c.key].runs.append(result)
-                cpu = (
-                    f"{result.server_cores / result.rps * 1e6:.2f} µs/req"
-                    if result.rps and result.server_cores is not None
-                    else "n/a"
-                )
                 print(
-                    f"[{round_ + 1}/{cfg.repeat}] {c.key:24} {_num(result.rps, ',.0f')} req/s {cpu}"
+                    f"[{round_ + 1}/{cfg.repeat}] {c.key:24} {_num(result.rps, ',.0f')} req/s "
+                    f"{_num(cpu_us(result), '.2f')} µs/req"
                     f"{'  ' + '; '.join(result.problems) if result.problems else ''}",
                     flush=True,
                 )
