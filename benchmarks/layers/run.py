@@ -159,7 +159,7 @@ def _num(value: float | None, spec: str) -> str:
 
 
 def report(measured: dict[str, Measured], cfg: Settings) -> str:
-    hyper = measured["hyper"].rps
+    hyper = measured["hyper"].rps if "hyper" in measured else None
     lines = [
         "# What each layer costs per request",
         "",
